@@ -1,0 +1,85 @@
+"""Results folders written atomically, JSON summaries, and provenance.
+
+A results folder is built in a temporary sibling folder and renamed into place only when
+everything inside it has been written, so an interrupted or crashed run never leaves a
+half-written folder behind (an existing folder of the same name is replaced only on
+success).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_results_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder; on normal exit it replaces ``out``, on error it is deleted.
+
+    Example::
+
+        with atomic_results_dir("results/") as tmp:
+            write_json(tmp / "summary.json", summary)
+    """
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):
+        return _jsonable(np.asarray(x).tolist())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def to_json(obj: Any) -> str:
+    """Serialise ``obj`` (dicts, lists, numpy/JAX arrays and scalars) to JSON; NaN/inf -> null."""
+    return json.dumps(_jsonable(obj), indent=2, sort_keys=False)
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(to_json(obj) + "\n")
+    os.replace(tmp, path)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages a result depends on (for summaries)."""
+    out = {"python": platform.python_version()}
+    for pkg in ("bayesqcd", "jax", "jaxlib", "numpyro", "diffrax", "equinox", "optax", "arviz"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out

@@ -1,0 +1,1 @@
+"""Inference engines (installed as ``bayesqcd.inference``); each returns ``arviz.InferenceData``."""

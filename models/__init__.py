@@ -1,0 +1,1 @@
+"""NumPyro models (installed as ``bayesqcd.models``)."""
