@@ -1,0 +1,362 @@
+"""Neutron-star structure: TOV and tidal equations in the structure variable, with diffrax.
+
+Geometrized units, G = c = 1, lengths in km: masses in km (divide by
+:data:`bayesqcd.units.MSUN_KM` for solar masses), energy densities and pressures in km^-2.
+
+Formulation
+-----------
+The equations are integrated from the centre (t = t_c) to the surface (t = 0) in the EoS
+structure variable t = h + (eps - eps_s) / EPS_T of :mod:`bayesqcd.eos.table`, with
+state u = r^2, w = m / r^3 (finite at the centre, = 4 pi eps_c / 3) and the tidal
+y = r H'/H. With A = w + 4 pi p, f = 1 - 2 w u and D = (dr/dh) / r = -f / (u A),
+
+    du/dt = -2 f lam / A,
+    dw/dt = (4 pi eps - 3 w) D lam,
+    dy/dt = -(y^2 + y F + r^2 Q_0) D lam - 4 pi u (d eps/dt) D / f,
+
+where lam = dh/dt, F = [1 + 4 pi u (p - eps)] / f and
+r^2 Q_0 = 4 pi u (5 eps + 9 p) / f - 6 / f - 4 u^2 A^2 / f^2. This is the pseudo-enthalpy
+form (dr/dh = -r (r - 2m) / (m + 4 pi r^3 p)) with the (eps + p)/c_s^2 term of the tidal
+equation written as d eps/dt: inside a first-order transition lam = 0, r and m stay put
+and y jumps by exactly -4 pi r^3 Delta eps / (m + 4 pi r^3 p) (Damour & Nagar 2009;
+Postnikov et al. 2010), with no special case. A density jump at the surface
+(self-bound or incompressible stars) is added at the end the same way.
+
+The independent variable of the ODE is s in [0, 1] with t = t_c (1 - s)^2, so every star
+takes the same steps (steps uniform in sqrt(t), denser in t near the surface). The
+centre is started a small fraction of a step away from the centre, from the regular
+series (see ``_initial_state``).
+
+Everything is pure JAX: jit, vmap (over central pressures and over EoS batches) and
+grad (with respect to EoS parameters, through the table construction) all work.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float
+
+from bayesqcd import units
+from bayesqcd.eos.table import EPS_T, EoSTable
+
+jax.config.update("jax_enable_x64", True)
+
+P_C_MIN_DEFAULT: float = 8.0 * units.MEV_FM3_TO_KM2
+"""Default lowest central pressure of a mass-radius curve [km^-2] (8 MeV fm^-3)."""
+
+FOUR_PI = 4.0 * jnp.pi
+
+REFINE_POINTS: int = 7
+"""Stars per zoom level when locating the maximum mass."""
+ZOOM_LEVELS: int = 4
+"""Zoom levels when locating the maximum mass (each narrows the bracket threefold)."""
+
+
+class SolverConfig(eqx.Module):
+    """How the structure equations are integrated (adaptive steps with a PID controller).
+
+    Attributes:
+        rtol, atol: tolerances of the step-size controller (on u [km^2], w [km^-2], y).
+        solver: a diffrax solver instance (default Tsit5).
+        max_steps: cap on the number of steps of one star (NaN beyond).
+        s_start: distance from the centre, as a fraction of the star's range of
+            s = 1 - sqrt(t/t_c), at which the integration starts from the regular series.
+    """
+
+    rtol: float = eqx.field(static=True, default=1e-6)
+    atol: float = eqx.field(static=True, default=1e-9)
+    solver: diffrax.AbstractSolver = eqx.field(static=True, default_factory=diffrax.Tsit5)
+    max_steps: int = eqx.field(static=True, default=1024)
+    s_start: float = eqx.field(static=True, default=1e-3)
+
+
+FAST = SolverConfig()
+"""Default configuration: Tsit5, rtol 1e-6 (M, R to ~1e-5, Lambda to ~1e-4 with the default tables)."""
+TIGHT = SolverConfig(rtol=1e-10, atol=1e-14, max_steps=8192, s_start=1e-4)
+"""Tight configuration, for references and convergence checks."""
+
+
+class Stars(eqx.Module):
+    """Macroscopic properties of stars (all arrays share the batch shape of the central pressures).
+
+    Attributes:
+        p_c: central pressure [km^-2].
+        M: gravitational mass [M_sun].
+        R: circumferential radius [km].
+        Lambda: dimensionless tidal deformability.
+        k2: tidal Love number.
+        valid: the EoS is valid and causal up to the centre and the solution is finite.
+    """
+
+    p_c: Float[Array, "*b"]
+    M: Float[Array, "*b"]
+    R: Float[Array, "*b"]
+    Lambda: Float[Array, "*b"]
+    k2: Float[Array, "*b"]
+    valid: Bool[Array, "*b"]
+
+
+def love_number_k2(compactness: Array, y: Array) -> Array:
+    """Tidal Love number k2 from the compactness C = M/R and y = R H'(R)/H(R) (Hinderer 2008)."""
+    c, c2 = compactness, compactness**2
+    one = 1.0 - 2.0 * c
+    num = 1.6 * c**5 * one**2 * (2.0 + 2.0 * c * (y - 1.0) - y)
+    den = (
+        2.0 * c * (6.0 - 3.0 * y + 3.0 * c * (5.0 * y - 8.0))
+        + 4.0 * c**3 * (13.0 - 11.0 * y + c * (3.0 * y - 2.0) + 2.0 * c2 * (1.0 + y))
+        + 3.0 * one**2 * (2.0 - y + 2.0 * c * (y - 1.0)) * jnp.log(one)
+    )
+    return num / den
+
+
+def _rhs(s, state, args):
+    """d(u, w, y)/ds for one star; the EoS segment is chosen from s against the knots' s."""
+    eos, t_c, s_knots = args
+    u, w, y = state
+    t = t_c * (1.0 - s) ** 2
+    dtds = -2.0 * t_c * (1.0 - s)
+    eps, p, lam = eos(t, jnp.sum(s < s_knots))
+    de_dt = (1.0 - lam) * EPS_T
+    a = w + FOUR_PI * p
+    f = 1.0 - 2.0 * w * u
+    d = -f / (u * a)
+    du = -2.0 * f * lam / a
+    dw = (FOUR_PI * eps - 3.0 * w) * d * lam
+    big_f = (1.0 + FOUR_PI * u * (p - eps)) / f
+    r2q0 = FOUR_PI * u * (5.0 * eps + 9.0 * p) / f - 6.0 / f - 4.0 * (u * a) ** 2 / f**2
+    dy = -(y * y + y * big_f + r2q0) * d * lam - FOUR_PI * u * de_dt * d / f
+    return (du * dtds, dw * dtds, dy * dtds)
+
+
+def _initial_state(eos: EoSTable, t_c: Array, s0: float) -> tuple[Array, Array, Array]:
+    """Regular central series at s = s0 (tau = t_c - t small).
+
+    u by the midpoint rule on du/dtau = 2 f lam / A (error O(tau^3)),
+    w = 4 pi [eps_c / 3 + (eps - eps_c) / 5] and
+    y = 2 - (4 pi / 7) [(eps_c / 3 + 11 p_c) u + 2 (eps_c - eps) / A_c]
+    (the (eps + p)/c_s^2 r^2 term written as 2 Delta eps / A_c), both O(tau^2).
+    """
+    tau = t_c * (1.0 - (1.0 - s0) ** 2)
+    eps_c, p_c, lam_c = eos(t_c)
+    eps_h, p_h, lam_h = eos(t_c - 0.5 * tau)
+    eps_0, _, _ = eos(t_c - tau)
+    a_c = FOUR_PI * (eps_c / 3.0 + p_c)
+    w_h = FOUR_PI * (eps_c / 3.0 + (eps_h - eps_c) / 5.0)
+    u_h = lam_c * tau / a_c
+    u0 = tau * 2.0 * (1.0 - 2.0 * w_h * u_h) * lam_h / (w_h + FOUR_PI * p_h)
+    w0 = FOUR_PI * (eps_c / 3.0 + (eps_0 - eps_c) / 5.0)
+    y0 = 2.0 - FOUR_PI / 7.0 * ((eps_c / 3.0 + 11.0 * p_c) * u0 + 2.0 * (eps_c - eps_0) / a_c)
+    return u0, w0, y0
+
+
+def _integrate_one(eos: EoSTable, t_c: Array, config: SolverConfig):
+    """Integrate one star from near the centre to the surface (s = 1); returns (u, w, y) there.
+
+    Steps end exactly on the EoS knots (diffrax jump times: the step before a knot ends
+    just before it, the next starts just after, without reusing the last stage), so the
+    right-hand side is smooth inside every step. The centre is a regular singular point
+    (perturbations decay like tau^-3/2 and tau^-5/2) where the adaptive controller starts
+    with small steps; so does it after a transition at small radius.
+    """
+    s_knots = jnp.where(eos.knots < t_c, 1.0 - jnp.sqrt(eos.knots / t_c), -1.0)
+    # start inside the central segment, even when the star's core above a knot is thin
+    nearest_knot = jnp.min(jnp.where(s_knots > 0, s_knots, 1.0), initial=1.0)
+    s0 = jnp.minimum(config.s_start, 0.5 * nearest_knot)
+    inner = diffrax.PIDController(rtol=config.rtol, atol=config.atol)
+    controller = diffrax.ClipStepSizeController(inner, jump_ts=s_knots if s_knots.shape[0] else None)
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(_rhs),
+        config.solver,
+        t0=s0,
+        t1=1.0,
+        dt0=s0,
+        y0=_initial_state(eos, t_c, s0),
+        args=(eos, t_c, s_knots),
+        stepsize_controller=controller,
+        saveat=diffrax.SaveAt(t1=True),
+        max_steps=config.max_steps,
+        throw=False,
+    )
+    ok = sol.result == diffrax.RESULTS.successful
+    return tuple(jnp.where(ok, x[-1], jnp.nan) for x in sol.ys)
+
+
+def _integrate(eos: EoSTable, t_c: Float[Array, " B"], config: SolverConfig):
+    """Integrate a batch of stars with central structure variables ``t_c``."""
+    return jax.vmap(_integrate_one, in_axes=(None, 0, None))(eos, t_c, config)
+
+
+def _stars_from_t(eos: EoSTable, t_c: Float[Array, " B"], config: SolverConfig) -> Stars:
+    u, w, y = _integrate(eos, t_c, config)
+    r = jnp.sqrt(u)
+    m = w * u * r
+    eps_s = eos.eps[0, 0]
+    y = y - FOUR_PI * r**3 * eps_s / m  # density jump at the surface (zero for a crust)
+    c = m / r
+    k2 = love_number_k2(c, y)
+    lam_tidal = 2.0 / 3.0 * k2 / c**5
+    first_acausal = jnp.min(jnp.where(eos.causal, jnp.inf, eos.t_nodes))
+    ok = eos.valid & (t_c <= first_acausal) & jnp.isfinite(m) & jnp.isfinite(lam_tidal)
+    _, p_c, _ = eos(t_c)
+    return Stars(p_c=p_c, M=m / units.MSUN_KM, R=r, Lambda=lam_tidal, k2=k2, valid=ok)
+
+
+def solve_tov(
+    eos: EoSTable,
+    p_c: Float[Array, "*b"],
+    config: SolverConfig = FAST,
+) -> Stars:
+    """Mass, radius and tidal deformability of stars with central pressures ``p_c``.
+
+    Args:
+        eos: the equation of state (one table; ``jax.vmap`` over a batched table for many).
+        p_c: central pressures [km^-2] (use :data:`bayesqcd.units.MEV_FM3_TO_KM2` to convert),
+            any shape; above the top of the table the result is NaN.
+        config: integration settings (:data:`FAST` by default, :data:`TIGHT` for references).
+
+    Returns:
+        :class:`Stars` with the shape of ``p_c``: M [M_sun], R [km], Lambda, k2, valid.
+    """
+    p_c = jnp.asarray(p_c)
+    flat = p_c.reshape(-1)
+    stars = _stars_from_t(eos, eos.t_of_p(flat), config)
+    return jax.tree_util.tree_map(lambda x: x.reshape(p_c.shape), stars)
+
+
+class MRCurve(eqx.Module):
+    """A mass-radius-Lambda sequence and the numbers derived from it.
+
+    Attributes:
+        stars: the sequence, on log-spaced central pressures (the unstable part beyond
+            the maximum mass included, masked by ``stable``).
+        stable: stars on the stable branch (central pressure up to that of M_TOV).
+        M_max: maximum mass M_TOV [M_sun]: the heaviest solved star, after zooming into the
+            bracket around the grid maximum; the knot pressures are candidates too.
+        R_at_M_max: radius of the maximum-mass star [km].
+        p_c_max: central pressure of the maximum-mass star [km^-2].
+        max_reached: False when the mass still grows at the top of the table (M_max is
+            then only a lower bound and flagged invalid).
+        valid: the EoS is valid and causal up to the centre of the maximum-mass star.
+    """
+
+    stars: Stars
+    stable: Bool[Array, " N"]
+    M_max: Float[Array, ""]
+    R_at_M_max: Float[Array, ""]
+    p_c_max: Float[Array, ""]
+    max_reached: Bool[Array, ""]
+    valid: Bool[Array, ""]
+
+    def at_mass(self, mass: float | Array, quantity: Literal["R", "Lambda", "p_c"] = "R") -> Array:
+        """R [km], Lambda or p_c [km^-2] of the stable star of mass ``mass`` [M_sun] (NaN if none).
+
+        Cubic Lagrange interpolation in log p_c on the four sequence points around the
+        crossing (Lambda and p_c interpolated in log).
+        """
+        x = jnp.log(self.stars.p_c)
+        m = jnp.where(self.stable, self.stars.M, -jnp.inf)
+        n = x.shape[0]
+        i = jnp.clip(jnp.searchsorted(jnp.maximum.accumulate(m), mass) - 1, 1, n - 3)
+        xs = jax.lax.dynamic_slice(x, (i - 1,), (4,))
+        ms = jax.lax.dynamic_slice(self.stars.M, (i - 1,), (4,))
+        # Newton on the cubic M(x) = mass, from the linear estimate in the bracket [1, 2]
+        x_est = xs[1] + (mass - ms[1]) / (ms[2] - ms[1]) * (xs[2] - xs[1])
+        for _ in range(4):
+            val, slope = _lagrange(xs, ms, x_est)
+            x_est = x_est - (val - mass) / slope
+        if quantity == "p_c":
+            return jnp.where(self._in_range(mass), jnp.exp(x_est), jnp.nan)
+        ys = jax.lax.dynamic_slice(getattr(self.stars, quantity), (i - 1,), (4,))
+        if quantity == "Lambda":
+            out = jnp.exp(_lagrange(xs, jnp.log(ys), x_est)[0])
+        else:
+            out = _lagrange(xs, ys, x_est)[0]
+        return jnp.where(self._in_range(mass), out, jnp.nan)
+
+    def _in_range(self, mass) -> Array:
+        m = jnp.where(self.stable, self.stars.M, jnp.nan)
+        # validity of the stars bracketing the mass (causal up to their centres)
+        ok_to = jnp.where(self.stable & self.stars.valid, self.stars.M, -jnp.inf)
+        return (mass >= jnp.nanmin(m)) & (mass <= self.M_max) & self.max_reached & (mass <= jnp.max(ok_to))
+
+
+def _lagrange(xs: Array, ys: Array, x: Array) -> tuple[Array, Array]:
+    """Value and derivative at ``x`` of the cubic through the four points (xs, ys)."""
+    val = 0.0
+    der = 0.0
+    for j in range(4):
+        others = [k for k in range(4) if k != j]
+        den = 1.0
+        for k in others:
+            den = den * (xs[j] - xs[k])
+        prod = 1.0
+        dprod = 0.0
+        for k in others:
+            dprod = dprod * (x - xs[k]) + prod
+            prod = prod * (x - xs[k])
+        val = val + ys[j] * prod / den
+        der = der + ys[j] * dprod / den
+    return val, der
+
+
+def mass_radius_curve(
+    eos: EoSTable,
+    n_points: int = 100,
+    p_c_min: float = P_C_MIN_DEFAULT,
+    p_c_max: float | Array | None = None,
+    config: SolverConfig = FAST,
+) -> MRCurve:
+    """The sequence of stars for log-spaced central pressures, with M_TOV and its radius.
+
+    Args:
+        eos: the equation of state (``jax.vmap`` over a batched table for many EoS).
+        n_points: number of stars in the sequence.
+        p_c_min: lowest central pressure [km^-2].
+        p_c_max: highest central pressure [km^-2] (default: the top of the table).
+        config: integration settings.
+    """
+    top = eos.p[-1, -1] if p_c_max is None else jnp.minimum(p_c_max, eos.p[-1, -1])
+    p_c = jnp.exp(jnp.linspace(jnp.log(p_c_min), jnp.log(top), n_points))
+    # the sequence and the stars at the knot pressures, in one solve
+    both = solve_tov(eos, jnp.concatenate([p_c, jnp.clip(eos.p[1:, 0], p_c_min, top)]), config)
+    stars = jax.tree_util.tree_map(lambda a: a[:n_points], both)
+    knot_stars = jax.tree_util.tree_map(lambda a: a[n_points:], both)
+    i = jnp.argmax(jnp.where(jnp.isfinite(stars.M), stars.M, -jnp.inf))
+
+    def zoom(carry, _):
+        # REFINE_POINTS solves across the bracket around the best star so far
+        lo, hi, best = carry
+        xs = jnp.linspace(lo, hi, REFINE_POINTS)
+        fine = solve_tov(eos, jnp.exp(xs), config)
+        k = jnp.argmax(jnp.where(jnp.isfinite(fine.M), fine.M, -jnp.inf))
+        better = jnp.where(jnp.isfinite(fine.M[k]), fine.M[k], -jnp.inf) > best.M
+        best = jax.tree_util.tree_map(lambda a, b: jnp.where(better, a[k], b), fine, best)
+        k = jnp.clip(k, 1, REFINE_POINTS - 2)
+        return (xs[k - 1], xs[k + 1], best), None
+
+    # The maximum: zoom ZOOM_LEVELS times into the bracket around the grid maximum; the
+    # knot pressures are candidates too (a maximum can sit in the cusp where a
+    # first-order transition sets in). M_max is always the mass of a solved star.
+    x = jnp.log(p_c)
+    cand = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[i][None], b]), stars, knot_stars)
+    first = jnp.argmax(jnp.where(jnp.isfinite(cand.M), cand.M, -jnp.inf))
+    start = (x[jnp.maximum(i - 1, 0)], x[jnp.minimum(i + 1, n_points - 1)],
+             jax.tree_util.tree_map(lambda a: a[first], cand))
+    (_, _, best), _ = jax.lax.scan(zoom, start, None, length=ZOOM_LEVELS)
+    p_best = best.p_c
+    max_reached = i < n_points - 1
+    return MRCurve(
+        stars=stars,
+        stable=p_c <= p_best,
+        M_max=best.M,
+        R_at_M_max=best.R,
+        p_c_max=p_best,
+        max_reached=max_reached,
+        valid=best.valid & max_reached,
+    )

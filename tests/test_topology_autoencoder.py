@@ -1,0 +1,86 @@
+"""The conv + dense autoencoder trains; the experiment and the CLI run end to end (tiny sizes)."""
+
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from bayesqcd.nn import train
+from bayesqcd.nn.autoencoder import ConvAutoencoder, encode_batch, reconstruction_loss
+from bayesqcd.topology import sample_drawings
+from bayesqcd.topology_eval import centre_images
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return centre_images(sample_drawings(jax.random.PRNGKey(0), 64).images)
+
+
+def test_shapes_and_bad_input():
+    m = ConvAutoencoder(jax.random.PRNGKey(0), latent=5)
+    x = jnp.zeros((32, 32))
+    assert m.encode(x).shape == (5,)
+    y = m(x)
+    assert y.shape == (32, 32) and float(y.min()) > 0 and float(y.max()) < 1
+    with pytest.raises(ValueError, match="size"):
+        ConvAutoencoder(jax.random.PRNGKey(0), size=30)
+    with pytest.raises(ValueError, match="latent"):
+        ConvAutoencoder(jax.random.PRNGKey(0), latent=0)
+
+
+def test_reconstruction_loss_is_minimal_at_the_data():
+    """BCE of a perfect reconstruction of a binary image tends to 0; of a uniform guess, log 2."""
+    class Fixed(eqx.Module):
+        logits: jnp.ndarray
+
+        def encode(self, x):
+            return jnp.zeros(1)
+
+        def decode_logits(self, z):
+            return self.logits
+
+    img = (jax.random.uniform(jax.random.PRNGKey(1), (1, 8, 8)) > 0.5).astype(float)
+    assert float(reconstruction_loss(Fixed(50.0 * (2 * img[0] - 1)), img)) < 1e-10
+    assert float(reconstruction_loss(Fixed(jnp.zeros((8, 8))), img)) == pytest.approx(np.log(2))
+
+
+def test_autoencoder_trains_on_a_tiny_set(tiny):
+    model = ConvAutoencoder(jax.random.PRNGKey(1), latent=4, channels=(8, 8, 8), hidden=32)
+    before = float(reconstruction_loss(model, tiny))
+    res = train(model, lambda m, b, k: reconstruction_loss(m, b), lambda k: tiny, optax.adam(3e-3),
+                150, jax.random.PRNGKey(2), eval_every=50, progress=False)
+    after = float(reconstruction_loss(res.model, tiny))
+    assert res.history["train_loss"][-1] < res.history["train_loss"][0]
+    assert after < 0.5 * before
+    z = encode_batch(res.model, tiny)
+    assert z.shape == (64, 4) and bool(jnp.all(jnp.isfinite(z)))
+
+
+def test_centre_images_moves_ink_to_the_middle(tiny):
+    raw = sample_drawings(jax.random.PRNGKey(0), 64).images
+    np.testing.assert_allclose(np.asarray(tiny.sum((1, 2))), np.asarray(raw.sum((1, 2))), rtol=1e-12)
+    ys = jnp.arange(32) + 0.5
+    cy = jnp.einsum("bhw,h->b", tiny, ys) / tiny.sum((1, 2))
+    cx = jnp.einsum("bhw,w->b", tiny, ys) / tiny.sum((1, 2))
+    assert float(jnp.max(jnp.abs(cy - 16))) <= 0.5 and float(jnp.max(jnp.abs(cx - 16))) <= 0.5
+
+
+def test_cli_writes_summary_atomically(tmp_path):
+    from bayesqcd.cli import main
+
+    out = tmp_path / "topo"
+    rc = main(["topology", "--out", str(out), "--n-train", "48", "--n-test", "24", "--steps", "10",
+               "--batch-size", "16", "--latent", "3", "--no-progress"])
+    assert rc == 0
+    s = json.loads((out / "summary.json").read_text())
+    for name in ("codes", "pixels", "pca", "pixel_statistics"):
+        for metric in ("kmeans_accuracy", "kmeans_nmi", "gmm_accuracy", "gmm_nmi", "probe_accuracy"):
+            assert 0.0 <= s["scores"][name][metric] <= 1.0
+    assert (out / "latent.png").stat().st_size > 0 and (out / "reconstructions.png").stat().st_size > 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert main(["topology", "--out", str(tmp_path / "bad"), "--steps", "-1"]) == 2
+    assert not (tmp_path / "bad").exists()
