@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -65,13 +67,12 @@ def kmeans(key: PRNGKeyArray, x: Float[Array, "N D"], k: int, n_init: int = 10,
         raise ValueError(f"k must be in [1, {x.shape[0]}] (number of points), got {k}")
     if n_init < 1 or n_iter < 1:
         raise ValueError(f"n_init and n_iter must be >= 1, got {n_init}, {n_iter}")
-    x = jnp.asarray(x)
+    return _kmeans(jax.random.split(key, n_init), jnp.asarray(x), k, n_iter)
 
-    @jax.jit
-    def run(key):
-        return _lloyd(x, _kmeanspp(key, x, k), n_iter)
 
-    mus, inertias = jax.lax.map(run, jax.random.split(key, n_init))
+@partial(jax.jit, static_argnums=(2, 3))
+def _kmeans(keys, x, k, n_iter):
+    mus, inertias = jax.vmap(lambda kk: _lloyd(x, _kmeanspp(kk, x, k), n_iter))(keys)
     return mus[jnp.argmin(inertias)]
 
 
@@ -111,9 +112,20 @@ def gmm(key: PRNGKeyArray, x: Float[Array, "N D"], k: int, n_iter: int = 200, re
     if covariance not in ("full", "diag"):
         raise ValueError(f"covariance must be 'full' or 'diag', got {covariance!r}")
     x = jnp.asarray(x)
+    best = None
+    for sub in jax.random.split(key, n_init):
+        params, ll = _gmm_em(sub, x, k, n_iter, reg, covariance == "full")
+        if best is None or float(ll) > float(best[1]):
+            best = (params, ll)
+    (w, means, shape), ll = best
+    return {"weights": w, "means": means, ("chol" if covariance == "full" else "var"): shape,
+            "loglik": ll}
+
+
+@partial(jax.jit, static_argnums=(2, 3, 5))
+def _gmm_em(key, x, k, n_iter, reg, full):
     n, d = x.shape
     eye = jnp.eye(d, dtype=x.dtype)
-    full = covariance == "full"
 
     def m_step(resp):
         nk = resp.sum(0) + 1e-10
@@ -125,34 +137,15 @@ def gmm(key: PRNGKeyArray, x: Float[Array, "N D"], k: int, n_iter: int = 200, re
         var = (resp.T @ x**2) / nk[:, None] - means**2
         return nk / n, means, jnp.maximum(var, 0.0) + reg
 
-    def logpdf(means, shape):
-        return _gauss_logpdf(x, means, shape) if full else _diag_logpdf(x, means, shape)
-
     def e_step(w, means, shape):
-        logp = logpdf(means, shape) + jnp.log(w)
+        logp = (_gauss_logpdf(x, means, shape) if full else _diag_logpdf(x, means, shape)) + jnp.log(w)
         ll = jax.scipy.special.logsumexp(logp, axis=1)
         return jnp.exp(logp - ll[:, None]), jnp.mean(ll)
 
-    @jax.jit
-    def run(key):
-        mu = kmeans(key, x, k, n_init=1)
-        resp = jax.nn.one_hot(kmeans_predict(mu, x), k, dtype=x.dtype)
-        params = m_step(resp)
-
-        def body(_, params):
-            resp, _ = e_step(*params)
-            return m_step(resp)
-
-        params = jax.lax.fori_loop(0, n_iter, body, params)
-        return params, e_step(*params)[1]
-
-    best = None
-    for sub in jax.random.split(key, n_init):
-        params, ll = run(sub)
-        if best is None or float(ll) > float(best[1]):
-            best = (params, ll)
-    (w, means, shape), ll = best
-    return {"weights": w, "means": means, ("chol" if full else "var"): shape, "loglik": ll}
+    mu = _kmeans(key[None], x, k, 100)
+    params = m_step(jax.nn.one_hot(kmeans_predict(mu, x), k, dtype=x.dtype))
+    params = jax.lax.fori_loop(0, n_iter, lambda _, p: m_step(e_step(*p)[0]), params)
+    return params, e_step(*params)[1]
 
 
 def gmm_predict(params: dict[str, Array], x: Float[Array, "N D"]) -> Int[Array, " N"]:
@@ -222,28 +215,28 @@ def logistic_probe(x_train: Float[Array, "N D"], y_train: Int[Array, " N"], x_te
                    n_steps: int = 300) -> float:
     """Held-out accuracy of multinomial logistic regression (a linear probe) on standardised features."""
     xtr, xte = standardize(x_train, x_test)
-    ytr = jnp.asarray(y_train)
-    d = xtr.shape[1]
-    params = (jnp.zeros((d, n_classes), xtr.dtype), jnp.zeros((n_classes,), xtr.dtype))
+    w, b = _fit_probe(xtr, jnp.asarray(y_train), n_classes, l2, n_steps)
+    pred = jnp.argmax(xte @ w + b, axis=1)
+    return float(jnp.mean(pred == jnp.asarray(y_test)))
+
+
+@partial(jax.jit, static_argnums=(2, 4))
+def _fit_probe(xtr, ytr, n_classes, l2, n_steps):
+    params = (jnp.zeros((xtr.shape[1], n_classes), xtr.dtype), jnp.zeros((n_classes,), xtr.dtype))
 
     def loss(p):
         w, b = p
-        logits = xtr @ w + b
-        nll = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), ytr[:, None], 1))
-        return nll + 0.5 * l2 * jnp.sum(w**2)
+        logp = jax.nn.log_softmax(xtr @ w + b)
+        return -jnp.mean(jnp.take_along_axis(logp, ytr[:, None], 1)) + 0.5 * l2 * jnp.sum(w**2)
 
     opt = optax.lbfgs()
-    state = opt.init(params)
     value_and_grad = optax.value_and_grad_from_state(loss)
 
-    @jax.jit
     def step(carry, _):
         p, s = carry
         v, g = value_and_grad(p, state=s)
         u, s = opt.update(g, s, p, value=v, grad=g, value_fn=loss)
         return (optax.apply_updates(p, u), s), v
 
-    (params, _), _ = jax.lax.scan(step, (params, state), None, length=n_steps)
-    w, b = params
-    pred = jnp.argmax(xte @ w + b, axis=1)
-    return float(jnp.mean(pred == jnp.asarray(y_test)))
+    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=n_steps)
+    return params

@@ -83,3 +83,25 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+def plot_mass_radius(curves: dict[str, tuple[Any, Any]], path: str | os.PathLike[str]) -> None:
+    """Draw mass-radius curves ``{label: (R [km], M [M_sun])}`` into a PNG file (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for label, (r, m) in curves.items():
+        ax.plot(r, m, label=label)
+    ax.set_xlabel("R [km]")
+    ax.set_ylabel(r"M [$M_\odot$]")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)

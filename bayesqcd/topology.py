@@ -20,10 +20,13 @@ Because ``r > 0`` and ``r, theta - 2 pi sigma T t`` are 1-periodic, a closed cur
 ``sigma n`` times around ``c``. For ``n >= 2`` the ``a``-term makes the ``n`` passes visibly distinct
 loops (``n - 1`` self-crossings for a limacon-like curve).
 
-Nuisance variables (size, width, deformation, rotation, position) are random for every class. The
-radius scales as ``R ~ T**(-size_exponent)`` so that neither the total ink (~ length x width) nor the
-extent of a drawing gives its class away; :func:`pixel_statistics` provides the simple statistics to
-check this with (see ``bayesqcd.topology_eval``).
+Nuisance variables (size, width, deformation, rotation, position) are random for every class.
+At a fixed resolution, more loops mean more stroke per area, so some simple statistic must vary
+with the class; the design spreads this over several of them instead of the total ink: the radius
+scales as ``R ~ T**(-size_exponent)`` and the stroke width as ``w ~ L**(-ink_balance)`` (``L`` the
+length), which leaves the total ink (~ L w) nearly uninformative and the extent partly informative.
+:func:`pixel_statistics` gives the statistics to check this with; ``bayesqcd.topology_eval`` reports
+how well each of them, alone and together, predicts the class.
 
 :func:`winding_number` is the exact check: the sum of the wrapped angle increments of the drawn
 polygon as seen from the centre, divided by 2 pi.
@@ -32,6 +35,7 @@ polygon as seen from the centre, divided by 2 pi.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import NamedTuple
 
 import equinox as eqx
@@ -101,6 +105,13 @@ class DrawingConfig(eqx.Module):
                              f"got {self.arc_sweep}")
         if self.radius <= 0:
             raise ValueError(f"radius must be > 0 pixels, got {self.radius}")
+        if not 0 <= self.ink_balance <= 1:
+            raise ValueError(f"ink_balance must be in [0, 1], got {self.ink_balance}")
+        if self.length_ref <= 0 or self.width_ref_factor_max < 1:
+            raise ValueError("length_ref must be > 0 and width_ref_factor_max >= 1, got "
+                             f"{self.length_ref}, {self.width_ref_factor_max}")
+        if self.size_exponent < 0:
+            raise ValueError(f"size_exponent must be >= 0, got {self.size_exponent}")
 
     @property
     def n_classes(self) -> int:
@@ -129,7 +140,7 @@ class Drawings(NamedTuple):
 
 
 def _curve(key: PRNGKeyArray, label: Int[Array, ""], cfg: DrawingConfig, dtype):
-    """Vertices ``(n_points, 2)`` of one curve of class ``label`` around the origin, plus its width."""
+    """Vertices ``(n_points, 2)`` [px] of one curve of class ``label`` around the origin."""
     ks = jax.random.split(key, 14)
     u = lambda k, lo, hi, shape=(): jax.random.uniform(k, shape, dtype, lo, hi)  # noqa: E731
     closed = label > 0
@@ -233,18 +244,22 @@ def sample_drawings(key: PRNGKeyArray, n: int, cfg: DrawingConfig = DrawingConfi
             raise ValueError(f"labels must lie in [0, {cfg.max_winding}], got "
                              f"[{int(labels.min())}, {int(labels.max())}]")
 
-    @jax.jit
-    def one(kc, kp, kw, lab):
+    keys = [jax.random.split(k, n) for k in (k_cur, k_pos, k_w)]
+    images, curves, centres, widths = _sample(*keys, labels, cfg, jnp.dtype(dtype))
+    return Drawings(images=images, labels=labels, curves=curves, centres=centres, closed=labels > 0,
+                    widths=widths)
+
+
+@partial(jax.jit, static_argnums=(4, 5))
+def _sample(k_cur, k_pos, k_w, labels, cfg: DrawingConfig, dtype):
+    def one(args):
+        kc, kp, kw, lab = args
         xy = _curve(kc, lab, cfg, dtype)
         xy, centre = _place(kp, xy, cfg)
         w = _width(kw, xy, cfg)
         return render(xy, w, cfg.size), xy, centre, w
 
-    keys = [jax.random.split(k, n) for k in (k_cur, k_pos, k_w)]
-    images, curves, centres, widths = jax.lax.map(lambda args: one(*args), (*keys, labels),
-                                                  batch_size=min(n, 16))
-    return Drawings(images=images, labels=labels, curves=curves, centres=centres, closed=labels > 0,
-                    widths=widths)
+    return jax.lax.map(one, (k_cur, k_pos, k_w, labels), batch_size=min(labels.shape[0], 16))
 
 
 def winding_number(curve: Float[Array, "P 2"], centre: Float[Array, "2"]) -> Float[Array, ""]:

@@ -43,7 +43,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from bayesqcd import units
-from bayesqcd.eos.table import EPS_T, EoSTable
+from bayesqcd.eos.table import EPS_T, EoSTable, safe_sqrt
 
 jax.config.update("jax_enable_x64", True)
 
@@ -52,6 +52,8 @@ P_C_MIN_DEFAULT: float = 8.0 * units.MEV_FM3_TO_KM2
 
 FOUR_PI = 4.0 * jnp.pi
 
+KNOT_REL_MIN: float = 1e-6
+"""Knots with t_c (1 - KNOT_REL_MIN) <= t < t_c are treated as lying above the centre."""
 REFINE_POINTS: int = 7
 """Stars per zoom level when locating the maximum mass."""
 ZOOM_LEVELS: int = 4
@@ -65,8 +67,8 @@ class SolverConfig(eqx.Module):
         rtol, atol: tolerances of the step-size controller (on u [km^2], w [km^-2], y).
         solver: a diffrax solver instance (default Tsit5).
         max_steps: cap on the number of steps of one star (NaN beyond).
-        s_start: distance from the centre, as a fraction of the star's range of
-            s = 1 - sqrt(t/t_c), at which the integration starts from the regular series.
+        s_start: distance from the centre, as a fraction of t_c, at which the integration
+            starts from the regular series.
     """
 
     rtol: float = eqx.field(static=True, default=1e-6)
@@ -115,13 +117,22 @@ def love_number_k2(compactness: Array, y: Array) -> Array:
     return num / den
 
 
-def _rhs(s, state, args):
-    """d(u, w, y)/ds for one star; the EoS segment is chosen from s against the knots' s."""
-    eos, t_c, s_knots = args
+def _rhs(sigma, state, args):
+    """d(u, w, y)/d sigma for one star.
+
+    sigma in [k, k + 1] runs through EoS segment j = S - 1 - k from its top ``x_top[j]`` to
+    its bottom ``x_bot[j]``, linearly in xi = sqrt(t): the knots sit at the integers,
+    whatever the EoS parameters, and the segment is read off sigma.
+    """
+    eos, x_top, x_bot = args
     u, w, y = state
-    t = t_c * (1.0 - s) ** 2
-    dtds = -2.0 * t_c * (1.0 - s)
-    eps, p, lam = eos(t, jnp.sum(s < s_knots))
+    n_seg = x_top.shape[0]
+    k = jnp.clip(jnp.floor(sigma).astype(jnp.int32), 0, n_seg - 1)
+    j = n_seg - 1 - k
+    width = x_top[j] - x_bot[j]
+    xi = x_top[j] - (sigma - k) * width
+    dt = -2.0 * xi * width  # dt / d sigma
+    eps, p, lam = eos(xi * xi, j)
     de_dt = (1.0 - lam) * EPS_T
     a = w + FOUR_PI * p
     f = 1.0 - 2.0 * w * u
@@ -131,21 +142,20 @@ def _rhs(s, state, args):
     big_f = (1.0 + FOUR_PI * u * (p - eps)) / f
     r2q0 = FOUR_PI * u * (5.0 * eps + 9.0 * p) / f - 6.0 / f - 4.0 * (u * a) ** 2 / f**2
     dy = -(y * y + y * big_f + r2q0) * d * lam - FOUR_PI * u * de_dt * d / f
-    return (du * dtds, dw * dtds, dy * dtds)
+    return (du * dt, dw * dt, dy * dt)
 
 
-def _initial_state(eos: EoSTable, t_c: Array, s0: float) -> tuple[Array, Array, Array]:
-    """Regular central series at s = s0 (tau = t_c - t small).
+def _initial_state(eos: EoSTable, t_c: Array, tau: Array, segment: Array) -> tuple[Array, Array, Array]:
+    """Regular central series at t = t_c - tau (tau small, inside the central segment).
 
     u by the midpoint rule on du/dtau = 2 f lam / A (error O(tau^3)),
     w = 4 pi [eps_c / 3 + (eps - eps_c) / 5] and
     y = 2 - (4 pi / 7) [(eps_c / 3 + 11 p_c) u + 2 (eps_c - eps) / A_c]
     (the (eps + p)/c_s^2 r^2 term written as 2 Delta eps / A_c), both O(tau^2).
     """
-    tau = t_c * (1.0 - (1.0 - s0) ** 2)
-    eps_c, p_c, lam_c = eos(t_c)
-    eps_h, p_h, lam_h = eos(t_c - 0.5 * tau)
-    eps_0, _, _ = eos(t_c - tau)
+    eps_c, p_c, lam_c = eos(t_c, segment)
+    eps_h, p_h, lam_h = eos(t_c - 0.5 * tau, segment)
+    eps_0, _, _ = eos(t_c - tau, segment)
     a_c = FOUR_PI * (eps_c / 3.0 + p_c)
     w_h = FOUR_PI * (eps_c / 3.0 + (eps_h - eps_c) / 5.0)
     u_h = lam_c * tau / a_c
@@ -156,29 +166,42 @@ def _initial_state(eos: EoSTable, t_c: Array, s0: float) -> tuple[Array, Array, 
 
 
 def _integrate_one(eos: EoSTable, t_c: Array, config: SolverConfig):
-    """Integrate one star from near the centre to the surface (s = 1); returns (u, w, y) there.
+    """Integrate one star from near the centre to the surface; returns (u, w, y) there.
 
-    Steps end exactly on the EoS knots (diffrax jump times: the step before a knot ends
-    just before it, the next starts just after, without reusing the last stage), so the
-    right-hand side is smooth inside every step. The centre is a regular singular point
-    (perturbations decay like tau^-3/2 and tau^-5/2) where the adaptive controller starts
-    with small steps; so does it after a transition at small radius.
+    The knots of the EoS sit at integer values of the ODE variable sigma (see ``_rhs``),
+    declared to diffrax as jump times: the step before a knot ends just before it and
+    the next starts just after, without reusing the last stage, so the right-hand side is
+    smooth inside every step; as the knots do not move with the EoS parameters, gradients
+    through the solve are those of a smooth problem. The centre is a regular singular
+    point (perturbations decay like tau^-3/2 and tau^-5/2) where the adaptive controller
+    starts with small steps; so it does after a transition at small radius.
     """
-    s_knots = jnp.where(eos.knots < t_c, 1.0 - jnp.sqrt(eos.knots / t_c), -1.0)
-    # start inside the central segment, even when the star's core above a knot is thin
-    nearest_knot = jnp.min(jnp.where(s_knots > 0, s_knots, 1.0), initial=1.0)
-    s0 = jnp.minimum(config.s_start, 0.5 * nearest_knot)
+    n_seg = eos.t_bounds.shape[0] - 1
+    # knots within KNOT_REL_MIN of the centre count as above it (a core that thin has no
+    # effect and would make the start ill-conditioned)
+    below = eos.knots < t_c * (1.0 - KNOT_REL_MIN)
+    j_c = jnp.sum(below)
+    t_knot = jnp.max(jnp.where(below, eos.knots, 0.0), initial=0.0)
+    tau0 = jnp.minimum(config.s_start * t_c, 0.5 * (t_c - t_knot))
+    x_start = jnp.sqrt(t_c - tau0)
+    xb = safe_sqrt(eos.t_bounds)
+    x_top = jnp.minimum(x_start, xb[1:])
+    x_bot = jnp.minimum(x_start, xb[:-1])
+    sigma0 = (n_seg - 1 - j_c).astype(t_c.dtype)
+    width = x_top[j_c] - x_bot[j_c]
+    # the step sizes are not differentiated (nor are diffrax's own step-size factors)
+    dt0 = jax.lax.stop_gradient(jnp.clip(tau0 / (2.0 * x_start * jnp.maximum(width, 1e-300)), 1e-8, 1.0))
     inner = diffrax.PIDController(rtol=config.rtol, atol=config.atol)
-    controller = diffrax.ClipStepSizeController(inner, jump_ts=s_knots if s_knots.shape[0] else None)
+    jumps = jnp.arange(1.0, n_seg) if n_seg > 1 else None
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(_rhs),
         config.solver,
-        t0=s0,
-        t1=1.0,
-        dt0=s0,
-        y0=_initial_state(eos, t_c, s0),
-        args=(eos, t_c, s_knots),
-        stepsize_controller=controller,
+        t0=sigma0,
+        t1=float(n_seg),
+        dt0=dt0,
+        y0=_initial_state(eos, t_c, tau0, j_c),
+        args=(eos, x_top, x_bot),
+        stepsize_controller=diffrax.ClipStepSizeController(inner, jump_ts=jumps),
         saveat=diffrax.SaveAt(t1=True),
         max_steps=config.max_steps,
         throw=False,

@@ -108,3 +108,78 @@ def star(eos, p_c_km2: float, rtol: float = 1e-12, atol: float = 1e-14, method: 
     r, m, y = x
     c = m / r
     return m / MSUN_KM, r, 2 / 3 * k2_of(c, y) / c**5
+
+
+class AnalyticSoundSpeed:
+    """SLy below 1.1 n_0, then constant c_s^2 segments, in closed form as functions of h.
+
+    A c_s^2 = 0 segment has zero width in h: it is an energy-density jump, applied to y by
+    the junction condition y+ = y- - 4 pi r^3 Delta eps / (m + 4 pi r^3 p).
+    """
+
+    def __init__(self, cs2, n_bounds, n_max):
+        self.sly = AnalyticPolytrope(34.384, 3.005, 2.988, 2.851)
+        m_b, fm3 = 1.66053907e-24, 1e-39
+        n0 = n_bounds[0]
+        rho = n0 / fm3 * m_b
+        i = int(np.searchsorted(self.sly.lower, rho, side="right") - 1)
+        k, g, a = self.sly.k[i], self.sly.g[i], self.sly.a[i]
+        p = k * rho**g * RHO_TO_KM2
+        eps = ((1 + a) * rho + k / (g - 1) * rho**g) * RHO_TO_KM2
+        self.h_match = float(np.log(self.sly._mu(i, rho)))
+        ends = list(n_bounds[1:-1]) + [max(n_max, n_bounds[-1])]
+        self.segs = []  # (h_start, s, n_i, mu_i, p_i)
+        h, n_i, mu_i, p_i = self.h_match, n0, (eps + p) / n0, p
+        self.jumps = []  # (h, delta eps)
+        for s, n_end in zip(cs2, ends):
+            self.segs.append((h, s, n_i, mu_i, p_i))
+            x = n_end / n_i
+            if s == 0:
+                self.jumps.append((h, mu_i * (n_end - n_i)))
+            p_i = p_i + s * mu_i * n_i / (1 + s) * (x ** (1 + s) - 1)
+            h = h + s * np.log(x)
+            mu_i, n_i = mu_i * x**s, n_end
+        self.h_top = h
+        self.h_div = sorted(set(self.sly.h_div[:4] + [self.h_match] + [sg[0] for sg in self.segs[1:]]))
+
+    def state(self, h):
+        if h <= self.h_match:
+            return self.sly.state(h)
+        starts = [sg[0] for sg in self.segs]
+        j = int(np.searchsorted(starts, h, side="left") - 1)  # a jump's h belongs to the phase below
+        h_i, s, n_i, mu_i, p_i = self.segs[j]
+        while s == 0:  # zero-width segment: use the one after it
+            j += 1
+            h_i, s, n_i, mu_i, p_i = self.segs[j]
+        x = np.exp((h - h_i) / s)
+        mu = mu_i * np.exp(h - h_i)
+        p = p_i + s * mu_i * n_i / (1 + s) * (x ** (1 + s) - 1)
+        eps = mu * n_i * x - p
+        return eps, p, (eps + p) / s
+
+    def h_of_p(self, p_km2):
+        from scipy.optimize import brentq
+
+        return brentq(lambda h: self.state(h)[1] - p_km2, 1e-9, self.h_top - 1e-12, xtol=1e-15, rtol=1e-15)
+
+
+def star_with_jumps(eos, p_c_km2, rtol=1e-12, atol=1e-14):
+    """Like :func:`star`, applying the energy-density jumps of ``eos.jumps`` to y and r, m unchanged."""
+    h_c = eos.h_of_p(p_c_km2)
+    eps_c, p_c, dedh_c = eos.state(h_c)
+    dh = 1e-8 * h_c
+    r0 = np.sqrt(3 * dh / (2 * np.pi * (eps_c + 3 * p_c)))
+    x = [r0, 4 * np.pi / 3 * eps_c * r0**3, 2 - 4 * np.pi / 7 * (eps_c / 3 + 11 * p_c + dedh_c) * r0**2]
+    h_start = h_c - dh
+    jumps = {hj: de for hj, de in eos.jumps if hj < h_c}
+    breaks = sorted({hb for hb in eos.h_div if 0 < hb < h_start} | set(jumps), reverse=True) + [0.0]
+    for h_end in breaks:
+        sol = solve_ivp(_rhs, (h_start, h_end), x, args=(eos,), method="DOP853", rtol=rtol, atol=atol)
+        x, h_start = sol.y[:, -1], h_end
+        if h_end in jumps:
+            r, m, y = x
+            _, p, _ = eos.state(h_end)
+            x = [r, m, y - 4 * np.pi * r**3 * jumps[h_end] / (m + 4 * np.pi * r**3 * p)]
+    r, m, y = x
+    c = m / r
+    return m / MSUN_KM, r, 2 / 3 * k2_of(c, y) / c**5

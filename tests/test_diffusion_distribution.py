@@ -49,7 +49,7 @@ def test_nuts_on_the_diffusion_prior_recovers_mean_and_variance():
     def model():
         numpyro.sample("x", d)
 
-    mcmc = MCMC(NUTS(model), num_warmup=150, num_samples=500, progress_bar=False)
+    mcmc = MCMC(NUTS(model), num_warmup=100, num_samples=400, progress_bar=False)
     mcmc.run(jax.random.key(2))
     x = mcmc.get_samples()["x"]
     np.testing.assert_allclose(jnp.mean(x, 0), MEAN, atol=0.12)

@@ -108,7 +108,8 @@ def test_ink_does_not_give_the_class_away(batch):
 
 
 @pytest.mark.parametrize("kwargs", [dict(size=4), dict(max_winding=0), dict(width=(2.0, 1.0)),
-                                    dict(arc_sweep=(0.5, 0.95)), dict(loop_offset=(0.5, 0.85))])
+                                    dict(arc_sweep=(0.5, 0.95)), dict(loop_offset=(0.5, 0.85)),
+                                    dict(ink_balance=1.5), dict(radius=0.0)])
 def test_bad_config_is_refused(kwargs):
     with pytest.raises(ValueError):
         DrawingConfig(**kwargs)

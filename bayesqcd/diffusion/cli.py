@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n-samples", type=int, default=3000, help="samples per h for W2 and KDE")
     p.add_argument("--h-max", type=float, default=0.2, help="largest h of the W2 scan")
     p.add_argument("--n-h", type=int, default=6, help="number of h values in [0, h-max]")
+    p.add_argument("--tols", default="1e-3,1e-5",
+                   help="comma-separated solver tolerances of the WKB coefficient (paper: 1e-3,1e-5)")
     p.add_argument("--sampler-steps", type=int, default=500, help="Heun steps of the sampler")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", default=None, help="training checkpoint file (resumable)")
@@ -39,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
     from bayesqcd.diffusion.experiment import CaseConfig, plot_case, run_case
     from bayesqcd.report import atomic_results_dir, versions, write_json
 
+    try:
+        tols = tuple(float(t) for t in args.tols.split(","))
+    except ValueError:
+        raise ValueError(f"--tols must be comma-separated numbers, got {args.tols!r}") from None
+    if not tols or min(tols) <= 0:
+        raise ValueError(f"--tols must be > 0, got {args.tols!r}")
     if args.n_h < 2:
         raise ValueError(f"--n-h must be >= 2, got {args.n_h}")
     if not args.h_max > 0:
@@ -46,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = CaseConfig(data=args.data, sde=args.sde, n_steps=args.steps, n_eval=args.n_eval,
                      n_samples=args.n_samples, sampler_steps=args.sampler_steps, seed=args.seed,
                      h_grid=tuple(float(h) for h in np.linspace(0.0, args.h_max, args.n_h)),
-                     checkpoint=args.checkpoint)
+                     checkpoint=args.checkpoint, tols=tols)
     summary, arrays = run_case(cfg, progress=not args.no_progress)
     with atomic_results_dir(args.out) as tmp:
         summary["figures"] = plot_case(summary, arrays, tmp)

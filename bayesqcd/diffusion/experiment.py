@@ -20,7 +20,7 @@ does the finite-h comparison for the paper's 1-D analytic model, where NLL(h) is
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 

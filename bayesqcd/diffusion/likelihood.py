@@ -209,3 +209,21 @@ def wkb_log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = 
     xT, integral, dxT, m = _solve(outer, (x0, zero, jnp.zeros_like(x0), zero), sde.t_min, sde.T,
                                   rtol, atol, max_steps)
     return prior.log_prob(xT) + integral, jnp.vdot(dxT, grad_prior(xT)) + m
+
+
+def wkb_log_likelihood_batch(score: Score, sde: LinearSDE, points: Array, *,
+                             batch_size: int | None = None, **kwargs: Any
+                             ) -> tuple[Float[Array, " N"], Float[Array, " N"]]:
+    """:func:`wkb_log_likelihood` for the points along axis 0 of ``points``.
+
+    ``batch_size=None`` vmaps over all points (one batched adaptive solve: every lane takes
+    the steps of the slowest); an integer runs ``jax.lax.map`` over chunks of that size, which
+    is faster for the nested methods (``"autodiff"``, ``"fd"``) on CPU, where lanes diverge.
+    Call it under ``jax.jit`` / ``eqx.filter_jit``.
+    """
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+    fn = lambda x: wkb_log_likelihood(score, sde, x, **kwargs)
+    if batch_size is None:
+        return jax.vmap(fn)(points)
+    return jax.lax.map(fn, points, batch_size=batch_size)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import diffrax
+import equinox as eqx
 import jax
 import lineax as lx
 import jax.numpy as jnp
@@ -76,6 +77,16 @@ def sample_h(score: Score, sde: LinearSDE, key: PRNGKeyArray, n: int, h: float, 
     prior = standard_normal(D) if prior is None else prior
     k_prior, k_noise = jax.random.split(key)
     xT = prior.sample(k_prior, n)
+    adaptive = h == 0.0 and method == "diffrax"
+    x = _run(score, sde, xT, k_noise, jnp.asarray(h, xT.dtype), shape, method, adaptive, n_steps,
+             rtol, atol, max_steps)
+    return x.reshape((n, *shape))
+
+
+@eqx.filter_jit
+def _run(score, sde, xT, k_noise, h, shape, method, adaptive, n_steps, rtol, atol, max_steps):
+    """The compiled sampler; ``h`` is traced, so a scan over ``h`` compiles once."""
+    n, D = xT.shape
     s = lambda x, t: jnp.reshape(score(jnp.reshape(x, shape), t), (-1,))
 
     def drift(x, t):
@@ -93,18 +104,18 @@ def sample_h(score: Score, sde: LinearSDE, key: PRNGKeyArray, n: int, h: float, 
             return x + jnp.sqrt(h * sde.g2(t) * dt) * noise, None
 
         x, _ = jax.lax.scan(step, xT, (ts[:-1], ts[1:], keys))
-        return x.reshape((n, *shape))
+        return x
 
     ctrl = diffrax.PIDController(rtol=rtol, atol=atol)
     tau1 = sde.T - sde.t_min
-    if h == 0.0 and method == "diffrax":
+    if adaptive:
         def one(x):
             sol = diffrax.diffeqsolve(diffrax.ODETerm(lambda t, y, a: drift(y, t)), diffrax.Dopri5(),
                                       sde.T, sde.t_min, None, x, stepsize_controller=ctrl,
                                       max_steps=max_steps)
             return sol.ys[-1]
 
-        return jax.vmap(one)(xT).reshape((n, *shape))
+        return jax.vmap(one)(xT)
 
     taus = (sde.T - time_grid(sde, n_steps)).astype(xT.dtype)
 
@@ -120,4 +131,4 @@ def sample_h(score: Score, sde: LinearSDE, key: PRNGKeyArray, n: int, h: float, 
         return sol.ys[-1]
 
     keys = jax.random.split(k_noise, n)
-    return jax.vmap(one)(xT, keys).reshape((n, *shape))
+    return jax.vmap(one)(xT, keys)

@@ -18,6 +18,9 @@ grows linearly in n.
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
@@ -59,17 +62,19 @@ def validate_sound_speed(cs2: ArrayLike, n_bounds: ArrayLike) -> None:
         raise ValueError(f"n_bounds must increase: n_bounds[{i + 1}] = {n_bounds[i + 1]} <= n_bounds[{i}] = {n_bounds[i]}")
 
 
+@functools.lru_cache(maxsize=1)
 def _low_density_nodes():
-    """SLy nodes (with its knots) up to the matching density; static count of knots below it."""
-    rho_match = N_MATCH / units.FM_CM**3 * units.M_BARYON_G
-    pieces = _pieces(*NAMED["SLy"])
-    dividing = pieces[2][1:]
-    below = dividing[dividing < rho_match]
-    grid = density_grid(rho_match)
-    rho, lower_side = knotted_grid(jnp.asarray(grid[grid < rho_match]), below)
-    rho = jnp.concatenate([rho, jnp.full(1, rho_match)])
-    lower_side = jnp.concatenate([lower_side, jnp.zeros(1, bool)])
-    return polytrope_nodes(*NAMED["SLy"], rho, lower_side), int(below.shape[0])
+    """SLy nodes (with its knots) up to the matching density, as constants, and the number of knots."""
+    with jax.ensure_compile_time_eval():
+        rho_match = N_MATCH / units.FM_CM**3 * units.M_BARYON_G
+        dividing = np.asarray(_pieces(*NAMED["SLy"])[2][1:])
+        below = dividing[dividing < rho_match]
+        grid = density_grid(rho_match)
+        rho, lower_side = knotted_grid(jnp.asarray(grid[grid < rho_match]), jnp.asarray(below))
+        rho = jnp.concatenate([rho, jnp.full(1, rho_match)])
+        lower_side = jnp.concatenate([lower_side, jnp.zeros(1, bool)])
+        nodes = polytrope_nodes(*NAMED["SLy"], rho, lower_side)
+        return tuple(np.asarray(x) for x in nodes), int(below.shape[0])
 
 
 def sound_speed(
@@ -96,7 +101,7 @@ def sound_speed(
     bounds = jnp.asarray(default_bounds(n_seg) if n_bounds is None else n_bounds, dtype=cs2.dtype)
     if is_concrete(cs2) and is_concrete(bounds):
         validate_sound_speed(np.asarray(cs2), np.asarray(bounds))
-    (n_lo, e_lo, p_lo, h_lo, c_lo), n_low_knots = _low_density_nodes()
+    (n_lo, e_lo, p_lo, h_lo, c_lo), n_low_knots = (tuple(map(jnp.asarray, _low_density_nodes()[0])), _low_density_nodes()[1])
     top = jnp.maximum(n_max, bounds[-1])
     ends = jnp.concatenate([bounds[1:-1], top[None]])
     frac = jnp.linspace(0.0, 1.0, NODES_PER_SEGMENT)

@@ -84,7 +84,7 @@ class EoSTable(eqx.Module):
     @property
     def t_nodes(self) -> Float[Array, "S G"]:
         """Structure variable at the nodes."""
-        xb = jnp.sqrt(self.t_bounds)
+        xb = safe_sqrt(self.t_bounds)
         frac = jnp.linspace(0.0, 1.0, self.eps.shape[-1])
         return (xb[:-1, None] + frac[None, :] * (xb[1:] - xb[:-1])[:, None]) ** 2
 
@@ -111,10 +111,10 @@ class EoSTable(eqx.Module):
         """
         j = self.segment_of(t) if segment is None else segment
         g_last = self.eps.shape[-1] - 1
-        x_lo = jnp.sqrt(self.t_bounds[j])
-        x_hi = jnp.sqrt(self.t_bounds[j + 1])
+        x_lo = safe_sqrt(self.t_bounds[j])
+        x_hi = safe_sqrt(self.t_bounds[j + 1])
         dxi = (x_hi - x_lo) / g_last
-        xi = jnp.clip(jnp.sqrt(jnp.maximum(t, 0.0)), x_lo, x_hi)
+        xi = jnp.clip(safe_sqrt(t), x_lo, x_hi)
         pos = (xi - x_lo) / jnp.where(dxi > 0, dxi, 1.0)
         k = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, g_last - 1)
         th = pos - k
@@ -155,6 +155,12 @@ class EoSTable(eqx.Module):
         """(eps [km^-2], c_s^2) on the low-density side at pressure ``p`` [km^-2]."""
         e, _, lam = self(self.t_of_p(p))
         return e, lam * (e + p) / ((1 - lam) * EPS_T)
+
+
+def safe_sqrt(x: Array) -> Array:
+    """sqrt with a finite (zero) gradient at x <= 0, so that t = 0 at the surface is differentiable."""
+    pos = x > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
 
 
 def _hermite(th: Array, y0: Array, y1: Array, d0: Array, d1: Array) -> Array:
@@ -218,7 +224,7 @@ def from_nodes(
         seg_first = jnp.zeros(1, jnp.int32)
         seg_last = jnp.full(1, last, jnp.int32)
     t_bounds = jnp.concatenate([jnp.zeros(1), t[seg_first[1:]], t[-1:]])
-    xb = jnp.sqrt(t_bounds)
+    xb = safe_sqrt(t_bounds)
     frac = jnp.linspace(0.0, 1.0, per_seg)
     t_grid = (xb[:-1, None] + frac[None, :] * (xb[1:] - xb[:-1])[:, None]) ** 2
     j = jnp.searchsorted(t, t_grid, side="right") - 1
