@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from bayesqcd.report import to_json
 
     table, label = build_eos(args)
-    curve = tov.mass_radius_curve(table, args.points, config=tov.TIGHT if args.tight else tov.FAST)
+    curve = tov.mass_radius_curve(table, args.points, config=tov.TIGHT if args.tight else tov.DEFAULT)
     out = summarize(curve)
     warnings = []
     if not bool(curve.max_reached):

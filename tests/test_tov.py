@@ -80,7 +80,7 @@ def test_converges_to_independent_scipy_solution(sly):
     ap = AnalyticPolytrope(*E.NAMED["SLy"])
     p_c = np.geomspace(10.0, 1500.0, 6) * MEV
     ref = np.array([star(ap, p) for p in p_c]).T
-    for config, table in [(tov.FAST, sly), (tov.TIGHT, E.named("SLy", n_grid=4096))]:
+    for config, table in [(tov.DEFAULT, sly), (tov.TIGHT, E.named("SLy", n_grid=4096))]:
         s = tov.solve_tov(table, jnp.asarray(p_c), config)
         assert np.max(np.abs(np.asarray(s.M) / ref[0] - 1)) < 1e-5
         assert np.max(np.abs(np.asarray(s.R) - ref[1])) < 1e-3  # km: 1 m

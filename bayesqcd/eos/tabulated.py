@@ -33,7 +33,7 @@ def _check_table(n: np.ndarray, eps: np.ndarray, p: np.ndarray, where: str, rows
         if bad.any():
             i = int(np.argmax(bad))
             kind = "positive" if strict_positive else "non-negative"
-            raise ValueError(f"{where}, row {rows[i]}: {name} = {col[i]!r} must be finite and {kind}")
+            raise ValueError(f"{where}, {rows[i]}: {name} = {float(col[i])!r} must be finite and {kind}")
     for name, col, strict in (("n", n, True), ("eps", eps, True), ("p", p, False)):
         d = np.diff(col)
         bad = d <= 0 if strict else d < 0
@@ -41,14 +41,14 @@ def _check_table(n: np.ndarray, eps: np.ndarray, p: np.ndarray, where: str, rows
             i = int(np.argmax(bad)) + 1
             rule = "increase" if strict else "not decrease"
             raise ValueError(
-                f"{where}, row {rows[i]}: non-monotonic table, {name} = {col[i]!r} after {col[i - 1]!r} "
-                f"(row {rows[i - 1]}); {name} must {rule} with density"
+                f"{where}, {rows[i]}: non-monotonic table, {name} = {float(col[i])!r} after "
+                f"{float(col[i - 1])!r} ({rows[i - 1]}); {name} must {rule} with density"
             )
     cs2 = np.diff(p) / np.diff(eps)
     if np.any(cs2 > 1 + CAUSAL_TOL):
         i = int(np.argmax(cs2 > 1 + CAUSAL_TOL)) + 1
         raise ValueError(
-            f"{where}, row {rows[i]}: acausal table, c_s^2 = dp/deps = {cs2[i - 1]:.6g} between rows "
+            f"{where}, {rows[i]}: acausal table, c_s^2 = dp/deps = {cs2[i - 1]:.6g} between "
             f"{rows[i - 1]} and {rows[i]}; the valid range is [0, 1]"
         )
 
@@ -78,7 +78,7 @@ def from_arrays(
     n, eps, p = (np.asarray(x, dtype=float) for x in (n, eps, p))
     if not (n.ndim == eps.ndim == p.ndim == 1 and n.shape == eps.shape == p.shape):
         raise ValueError(f"{where}: n, eps and p must be 1-D arrays of one length, got {n.shape}, {eps.shape}, {p.shape}")
-    _check_table(n, eps, p, where, np.arange(n.shape[0]))
+    _check_table(n, eps, p, where, np.asarray([f"row {k}" for k in range(n.shape[0])]))
     return _build(n, eps, p, n_grid)
 
 
