@@ -81,16 +81,20 @@ def evaluate_features(key: PRNGKeyArray, f_train: Array, y_train: Array, f_test:
 def fit_autoencoder(k_init: PRNGKeyArray, k_train: PRNGKeyArray, x_train: Float[Array, "N H W"],
                     x_val: Float[Array, "M H W"], *, latent: int = 8,
                     channels: tuple[int, ...] = (8, 16, 16), hidden: int = 64, steps: int = 3000,
-                    batch_size: int = 64, lr: float = 2e-3,
+                    batch_size: int = 64, lr: float = 2e-3, schedule: str = "cosine",
                     checkpoint: str | os.PathLike[str] | None = None, progress: bool = True):
     """Train a :class:`ConvAutoencoder` on ``x_train`` (Adam, minibatches with replacement);
-    returns ``(model, TrainResult)``."""
+    returns ``(model, TrainResult)``. ``schedule``: ``"constant"`` learning rate ``lr``, or
+    ``"cosine"`` decay from ``lr`` to ``lr / 20`` over the ``steps``."""
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+    rate = lr if schedule == "constant" else optax.cosine_decay_schedule(lr, max(steps, 1), 0.05)
     model = ConvAutoencoder(k_init, size=x_train.shape[-1], latent=latent, channels=channels,
                             hidden=hidden, dtype=x_train.dtype)
     n = x_train.shape[0]
     result = train(model, lambda m, batch, _k: reconstruction_loss(m, batch),
                    lambda k: x_train[jax.random.randint(k, (batch_size,), 0, n)],
-                   optax.adam(lr), steps, k_train, val_loss=lambda m: reconstruction_loss(m, x_val),
+                   optax.adam(rate), steps, k_train, val_loss=lambda m: reconstruction_loss(m, x_val),
                    eval_every=max(1, min(250, steps)), checkpoint=checkpoint, progress=progress,
                    desc="autoencoder")
     return result.model, result
@@ -116,7 +120,7 @@ def score_representations(key: PRNGKeyArray, z_tr: Array, z_te: Array, x_tr: Arr
 def run_experiment(key: PRNGKeyArray, *, cfg: DrawingConfig = DrawingConfig(), n_train: int = 4000,
                    n_test: int = 1000, latent: int = 8, channels: tuple[int, ...] = (8, 16, 16),
                    hidden: int = 64, steps: int = 3000, batch_size: int = 64, lr: float = 2e-3,
-                   checkpoint: str | os.PathLike[str] | None = None,
+                   schedule: str = "cosine", checkpoint: str | os.PathLike[str] | None = None,
                    progress: bool = True) -> dict[str, Any]:
     """The whole protocol of the module docstring.
 
@@ -137,7 +141,8 @@ def run_experiment(key: PRNGKeyArray, *, cfg: DrawingConfig = DrawingConfig(), n
 
     model, result = fit_autoencoder(k_init, k_train, x_tr, x_te[:min(n_test, 500)], latent=latent,
                                     channels=channels, hidden=hidden, steps=steps,
-                                    batch_size=batch_size, lr=lr, checkpoint=checkpoint,
+                                    batch_size=batch_size, lr=lr, schedule=schedule,
+                                    checkpoint=checkpoint,
                                     progress=progress)
     z_tr, z_te = encode_batch(model, x_tr), encode_batch(model, x_te)
     scores = score_representations(k_eval, z_tr, z_te, x_tr, x_te, y_tr, y_te, cfg.n_classes)
@@ -158,7 +163,7 @@ def run_experiment(key: PRNGKeyArray, *, cfg: DrawingConfig = DrawingConfig(), n
         "config": {f: getattr(cfg, f) for f in cfg.__dataclass_fields__},
     }
     return {"summary": summary, "model": model, "history": result.history, "codes_test": z_te,
-            "labels_test": y_te, "images_test": x_te}
+            "labels_test": y_te, "images_test": x_te, "codes_train": z_tr, "labels_train": y_tr}
 
 
 def plot_latent(codes: Array, labels: Array, path: str | os.PathLike[str], title: str = "") -> None:

@@ -22,10 +22,13 @@ and y jumps by exactly -4 pi r^3 Delta eps / (m + 4 pi r^3 p) (Damour & Nagar 20
 Postnikov et al. 2010), with no special case. A density jump at the surface
 (self-bound or incompressible stars) is added at the end the same way.
 
-The independent variable of the ODE is s in [0, 1] with t = t_c (1 - s)^2, so every star
-takes the same steps (steps uniform in sqrt(t), denser in t near the surface). The
-centre is started a small fraction of a step away from the centre, from the regular
-series (see ``_initial_state``).
+The ODE variable sigma runs through the EoS segments (the pieces between knots) from the
+centre outwards, one unit per segment, linearly in sqrt(t) inside each: the knots sit at
+integer sigma whatever the EoS parameters, the adaptive Tsit5 steps end on them, and the
+right-hand side is smooth inside every step (see ``_rhs``, ``_integrate_one``). The
+integration starts at t = t_c (1 - s_start) from the regular central series
+(``_initial_state``). Step sizes are not differentiated, so gradients are those of the
+discretized smooth problem.
 
 Everything is pure JAX: jit, vmap (over central pressures and over EoS batches) and
 grad (with respect to EoS parameters, through the table construction) all work.
@@ -39,7 +42,6 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from bayesqcd import units
@@ -291,6 +293,8 @@ class MRCurve(eqx.Module):
         Cubic Lagrange interpolation in log p_c on the four sequence points around the
         crossing (Lambda and p_c interpolated in log).
         """
+        if quantity not in ("R", "Lambda", "p_c"):
+            raise ValueError(f"quantity = {quantity!r}; valid choices are 'R', 'Lambda', 'p_c'")
         x = jnp.log(self.stars.p_c)
         m = jnp.where(self.stable, self.stars.M, -jnp.inf)
         n = x.shape[0]

@@ -23,7 +23,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import ArrayLike, Float
 
 from bayesqcd import units
 from bayesqcd.eos.polytrope import NAMED, density_grid, knotted_grid, polytrope_nodes, _pieces
