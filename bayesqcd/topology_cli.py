@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-winding", type=int, default=3, help="largest winding number W (default 3)")
     p.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
+    p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                   help="learning-rate schedule: cosine decay to lr/20, or constant (default cosine)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint file to save to and resume from (default: none)")
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.time()
     out = run_experiment(jax.random.PRNGKey(args.seed), cfg=cfg, n_train=args.n_train,
                          n_test=args.n_test, latent=args.latent, steps=args.steps,
-                         batch_size=args.batch_size, lr=args.lr, checkpoint=args.checkpoint,
+                         batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
+                         checkpoint=args.checkpoint,
                          progress=not args.no_progress)
     summary = out["summary"]
     summary["seed"] = args.seed

@@ -12,7 +12,7 @@ import pytest
 from bayesqcd.nn import train
 from bayesqcd.nn.autoencoder import ConvAutoencoder, encode_batch, reconstruction_loss
 from bayesqcd.topology import sample_drawings
-from bayesqcd.topology_eval import centre_images
+from bayesqcd.topology_eval import centre_images, fit_autoencoder
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +90,9 @@ def test_cli_writes_summary_atomically(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert main(["topology", "--out", str(tmp_path / "bad"), "--steps", "-1"]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_unknown_learning_rate_schedule_is_refused(tiny):
+    key = jax.random.PRNGKey(0)
+    with pytest.raises(ValueError, match="schedule"):
+        fit_autoencoder(key, key, tiny, tiny[:8], steps=1, schedule="linear", progress=False)
