@@ -101,7 +101,8 @@ def sound_speed(
     bounds = jnp.asarray(default_bounds(n_seg) if n_bounds is None else n_bounds, dtype=cs2.dtype)
     if is_concrete(cs2) and is_concrete(bounds):
         validate_sound_speed(np.asarray(cs2), np.asarray(bounds))
-    (n_lo, e_lo, p_lo, h_lo, c_lo), n_low_knots = (tuple(map(jnp.asarray, _low_density_nodes()[0])), _low_density_nodes()[1])
+    low_nodes, n_low_knots = _low_density_nodes()
+    n_lo, e_lo, p_lo, h_lo, c_lo = (jnp.asarray(x) for x in low_nodes)
     top = jnp.maximum(n_max, bounds[-1])
     ends = jnp.concatenate([bounds[1:-1], top[None]])
     frac = jnp.linspace(0.0, 1.0, NODES_PER_SEGMENT)
