@@ -12,8 +12,11 @@ import importlib
 import sys
 
 SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "bayesqcd.ns_cli",
     "bayesqcd.tov_cli",
     "bayesqcd.diffusion.cli",
+    "bayesqcd.spectral_cli",
+    "bayesqcd.lattice.cli",
     "bayesqcd.topology_cli",
 )
 """Modules providing subcommands, in the order ``--help`` lists them."""

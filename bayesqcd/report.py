@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -85,13 +86,60 @@ def versions() -> dict[str, str]:
     return out
 
 
-def plot_mass_radius(curves: dict[str, tuple[Any, Any]], path: str | os.PathLike[str]) -> None:
-    """Draw mass-radius curves ``{label: (R [km], M [M_sun])}`` into a PNG file (written atomically)."""
+def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> None:
+    """Save a matplotlib figure as ``path`` atomically (temporary file, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the non-interactive Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def credible_interval(x: Any, level: float) -> tuple[float, float]:
+    """Central (equal-tailed) ``level`` credible interval of the finite values of ``x``."""
+    x = np.asarray(x, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(x, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def credible_band(draws: Any, levels: tuple[float, ...] = (0.68, 0.95), min_finite: float = 0.5) -> dict[str, Any]:
+    """Median and central credible bands of ``draws`` shaped ``(..., G)`` along a grid of G points.
+
+    Draws are flattened over all leading axes (chains, draws). Grid points where fewer than
+    ``min_finite`` of the draws are finite (e.g. masses above most M_TOV) get NaN.
+    Returns ``{"median": (G,), level: (lo (G,), hi (G,)) for each level}``.
+    """
+    x = np.asarray(draws, dtype=float)
+    x = x.reshape(-1, x.shape[-1])
+    enough = np.isfinite(x).mean(axis=0) >= min_finite
+    out: dict[str, Any] = {}
+    with warnings.catch_warnings():  # all-NaN columns are masked below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out["median"] = np.where(enough, np.nanmedian(x, axis=0), np.nan)
+        for level in levels:
+            lo, hi = np.nanquantile(x, [(1 - level) / 2, (1 + level) / 2], axis=0)
+            out[level] = (np.where(enough, lo, np.nan), np.where(enough, hi, np.nan))
+    return out
+
+
+def plot_mass_radius(curves: dict[str, tuple[Any, Any]], path: str | os.PathLike[str]) -> None:
+    """Draw mass-radius curves ``{label: (R [km], M [M_sun])}`` into a PNG file (written atomically)."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4.5))
     for label, (r, m) in curves.items():
         ax.plot(r, m, label=label)
@@ -100,8 +148,4 @@ def plot_mass_radius(curves: dict[str, tuple[Any, Any]], path: str | os.PathLike
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)

@@ -1,0 +1,264 @@
+"""Spectral reconstruction experiments: one mock problem, five methods, one summary.
+
+Methods (every one returns :class:`arviz.InferenceData` with ``posterior["rho"]`` on the grid
+and ``attrs["wall_time_s"]``):
+
+* ``nuts``: NUTS on :func:`bayesqcd.models.spectral.gp_model` (GP prior on ``log rho``).
+* ``nn``: NUTS on :func:`bayesqcd.models.spectral.nn_model` (Bayesian ``rho = w NN(w)``).
+* ``score``: :func:`bayesqcd.inference.score_posterior.sample_posterior` with a diffusion prior
+  trained on a family of peaks (:mod:`bayesqcd.spectral_prior`), Tweedie or DPS guidance.
+* ``diffusion-prior``: NUTS on :func:`bayesqcd.models.spectral.diffusion_prior_model` with the
+  same trained score as a :class:`~bayesqcd.diffusion.distribution.DiffusionPrior` (exact
+  probability-flow likelihood).
+* ``mem``: the classic Maximum Entropy Method (:mod:`bayesqcd.spectral_mem`), with a band from
+  redrawn data.
+
+Metrics (:func:`bayesqcd.spectral.metrics`): MSE and KL of the point estimate (posterior mean;
+the MEM maximum for ``mem``) and coverage of the pointwise 95% band.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayesqcd import spectral as sp
+
+METHODS = ("nuts", "nn", "score", "diffusion-prior", "mem")
+
+
+@dataclass
+class SpectralConfig:
+    """Settings of one experiment (defaults: Wang-Shi-Zhou's grid and momenta)."""
+
+    mock: str = "bw1"
+    eps: float = 1e-3
+    n_omega: int = 500
+    omega_max: float = 20.0
+    n_data: int = 25
+    kernel: str = "kallen-lehmann"
+    noise: str = "relative"
+    correlation: float = 0.0
+    seed: int = 0
+    # NUTS (GP and NN models)
+    num_warmup: int = 300
+    num_samples: int = 300
+    num_chains: int = 2
+    max_tree_depth: int = 10
+    gp_length_scale: float = 1.0
+    gp_modes: int = 48
+    nn_width: int = 16
+    nn_depth: int = 2
+    nn_prior_scale: float = 2.0
+    # diffusion prior
+    prior_k: int = 64
+    prior_width: int = 256
+    prior_steps: int = 20000
+    prior_family: int = 20000
+    score_samples: int = 300
+    guidance: str = "tweedie"
+    solver: str = "ode"
+    sampler_steps: int = 300
+    dps_zeta: float = 0.5
+    dp_warmup: int = 100
+    dp_samples: int = 100
+    dp_tree_depth: int = 6
+    dp_rtol: float = 1e-3
+    # MEM
+    mem_samples: int = 50
+
+    def __post_init__(self) -> None:
+        if self.mock not in sp.MOCKS:
+            raise ValueError(f"mock must be one of {sp.MOCKS}, got {self.mock!r}")
+        if not self.eps > 0:
+            raise ValueError(f"eps (noise level) must be > 0, got {self.eps}")
+        if self.guidance not in ("tweedie", "dps"):
+            raise ValueError(f"guidance must be 'tweedie' or 'dps', got {self.guidance!r}")
+        for name in ("num_samples", "num_chains", "score_samples", "dp_samples", "prior_k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def make_problem(cfg: SpectralConfig) -> sp.MockData:
+    """The mock problem of ``cfg`` (noise drawn with ``seed``)."""
+    return sp.make_mock(jax.random.key(cfg.seed), cfg.mock, eps=cfg.eps, n_omega=cfg.n_omega,
+                        omega_max=cfg.omega_max, kernel=cfg.kernel, n_data=cfg.n_data,
+                        noise=cfg.noise, correlation=cfg.correlation)
+
+
+class SpectralPrior(eqx.Module):
+    """A trained diffusion prior: score network and representation (VP SDE of Song et al.)."""
+
+    score: Any
+    representation: Any
+    sde: Any
+
+
+def train_prior(omega: Any, cfg: SpectralConfig, *, key: jax.Array, checkpoint: str | None = None,
+                progress: bool = True) -> tuple[SpectralPrior, dict[str, Any]]:
+    """Train the score on ``cfg.prior_family`` spectra of :func:`sample_family` (float32)."""
+    from bayesqcd.diffusion.score import train_score
+    from bayesqcd.diffusion.sde import VP
+    from bayesqcd.nn.score_nets import MLPScore
+    from bayesqcd.spectral_prior import fit_representation, sample_family
+
+    k_fam, k_net, k_train = jax.random.split(key, 3)
+    family = sample_family(k_fam, cfg.prior_family, omega)
+    rep = fit_representation(omega, family, cfg.prior_k)
+    x = rep.encode(family).astype(jnp.float32)
+    sde = VP()
+    net = MLPScore(cfg.prior_k, cfg.prior_width, 3, key=k_net)
+    start = time.perf_counter()
+    res = train_score(net, sde, x, k_train, n_steps=cfg.prior_steps, batch_size=256,
+                      checkpoint=checkpoint, progress=progress, eval_every=500)
+    info = {"train_time_s": time.perf_counter() - start, "steps": res.steps,
+            "final_val_loss": res.history["val_loss"][-1] if res.history["val_loss"] else None}
+    return SpectralPrior(res.model, rep, sde), info
+
+
+def _f64(tree: Any) -> Any:
+    """Cast floating leaves to the default float dtype (float64 under x64)."""
+    dt = jnp.zeros(()).dtype
+    return jax.tree_util.tree_map(lambda a: a.astype(dt) if eqx.is_inexact_array(a) else a, tree)
+
+
+def run_method(method: str, mock: sp.MockData, cfg: SpectralConfig, *, key: jax.Array,
+               prior: SpectralPrior | None = None, progress: bool = True):
+    """Run one method on ``mock``; returns InferenceData with ``posterior["rho"]``."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method in ("score", "diffusion-prior") and prior is None:
+        raise ValueError(f"method {method!r} needs a trained prior (train_prior)")
+    import warnings
+
+    from bayesqcd.inference.results import DiagnosticsWarning, from_draws
+
+    nuts_kw = dict(key=key, num_warmup=cfg.num_warmup, num_samples=cfg.num_samples,
+                   num_chains=cfg.num_chains, progress=progress, max_tree_depth=cfg.max_tree_depth)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)  # diagnostics are reported instead
+        if method == "nuts":
+            from bayesqcd.inference.nuts import run_nuts
+            from bayesqcd.models.spectral import gp_basis, gp_model
+
+            basis = gp_basis(mock.omega, cfg.gp_length_scale, min(cfg.gp_modes, cfg.n_omega))
+            return run_nuts(gp_model, mock.A, mock.cov, mock.omega, basis, data=mock.data,
+                            dense_mass=True, **nuts_kw)
+        if method == "nn":
+            from bayesqcd.inference.nuts import run_nuts
+            from bayesqcd.models.spectral import SpectralMLP, nn_model
+
+            net = SpectralMLP(cfg.nn_width, cfg.nn_depth, cfg.omega_max, key=jax.random.key(0))
+            return run_nuts(nn_model, mock.A, mock.cov, mock.omega, net, data=mock.data,
+                            prior_scale=cfg.nn_prior_scale, **nuts_kw)
+        if method == "score":
+            from bayesqcd.inference.score_posterior import sample_posterior
+
+            score, rep = _f64(prior.score), _f64(prior.representation)
+            A = jnp.asarray(mock.A)
+            return sample_posterior(score, prior.sde, lambda x: A @ rep.to_rho(x), mock.data, mock.cov,
+                                    key, shape=(rep.dim,), n_samples=cfg.score_samples,
+                                    guidance=cfg.guidance, solver=cfg.solver,
+                                    n_steps=cfg.sampler_steps, zeta=cfg.dps_zeta, rtol=1e-4, atol=1e-4,
+                                    transform=lambda x: {"rho": rep.to_rho(x)}, progress=progress,
+                                    batch_size=100)
+        if method == "diffusion-prior":
+            from bayesqcd.diffusion.distribution import DiffusionPrior
+            from bayesqcd.inference.nuts import run_nuts
+            from bayesqcd.models.spectral import diffusion_prior_model
+            from numpyro.infer import init_to_value
+
+            score, rep = _f64(prior.score), _f64(prior.representation)
+            dp = DiffusionPrior(score, prior.sde, (rep.dim,), rtol=cfg.dp_rtol, atol=cfg.dp_rtol)
+            x0 = jnp.zeros(rep.dim)
+            return run_nuts(diffusion_prior_model, mock.A, mock.cov, dp, rep, data=mock.data,
+                            key=key, num_warmup=cfg.dp_warmup, num_samples=cfg.dp_samples,
+                            num_chains=1, progress=progress, max_tree_depth=cfg.dp_tree_depth,
+                            init_strategy=init_to_value(values={"x": x0}))
+    # mem
+    from bayesqcd.spectral_mem import mem
+
+    start = time.perf_counter()
+    res = mem(mock.A, mock.data, mock.cov, mock.weights, n_samples=cfg.mem_samples, seed=cfg.seed)
+    wall = time.perf_counter() - start
+    samples = res.samples if res.samples.shape[0] else res.rho[None]
+    idata = from_draws({"rho": samples[None]}, observed_data={"D": np.asarray(mock.data)},
+                       attrs={"engine": "mem", "wall_time_s": wall, "alpha": res.alpha,
+                              "chi2": res.chi2, "converged": int(res.converged)})
+    idata.add_groups(constant_data={"rho_map": res.rho})  # the MEM solution itself
+    return idata
+
+
+def evaluate(idata: Any, mock: sp.MockData) -> dict[str, Any]:
+    """Metrics of ``posterior["rho"]`` against the truth, wall time and (MCMC) diagnostics.
+
+    The point estimate is the posterior mean, or ``constant_data["rho_map"]`` when present
+    (MEM's maximum)."""
+    rho = np.asarray(idata.posterior["rho"].values).reshape(-1, mock.rho.shape[0])
+    out = sp.metrics(rho, mock)
+    if "constant_data" in idata.groups() and "rho_map" in idata.constant_data:
+        point = np.asarray(idata.constant_data["rho_map"].values)
+        out["mse"] = sp.mse(point, mock.rho)
+        out["kl"] = sp.kl_divergence(mock.rho, point, mock.weights)
+        out["chi2_per_point"] = sp.chi2_per_point(point, mock)
+    out["wall_time_s"] = float(idata.posterior.attrs.get("wall_time_s", np.nan))
+    out["n_draws"] = int(rho.shape[0])
+    out["positive"] = bool(np.all(rho > 0))
+    if "sample_stats" in idata.groups() and "diverging" in idata.sample_stats:
+        from bayesqcd.inference.results import diagnostics
+
+        names = [n for n in idata.posterior.data_vars if n != "rho"]
+        d = diagnostics(idata, names)
+        out.update(divergences=d["divergences"], max_rhat=d["max_rhat"], min_ess_bulk=d["min_ess_bulk"])
+    return out
+
+
+def run_one(method: str, mock: sp.MockData, cfg: SpectralConfig, *, key: jax.Array,
+            prior: SpectralPrior | None = None, progress: bool = True) -> tuple[Any, dict[str, Any]]:
+    """:func:`run_method` then :func:`evaluate`; a failure is reported, not raised."""
+    try:
+        idata = run_method(method, mock, cfg, key=key, prior=prior, progress=progress)
+    except (FloatingPointError, np.linalg.LinAlgError, RuntimeError) as err:
+        return None, {"failed": f"{type(err).__name__}: {err}"}
+    return idata, evaluate(idata, mock)
+
+
+def plot_bands(results: dict[str, Any], mock: sp.MockData, path: str | Path, title: str = "") -> None:
+    """Posterior mean and 95% band of each method over the truth (PNG, written atomically)."""
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    omega = np.asarray(mock.omega)
+    names = [m for m, r in results.items() if r is not None]
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(3.2 * max(len(names), 1), 3.0),
+                             sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        rho = np.asarray(results[name].posterior["rho"].values).reshape(-1, omega.shape[0])
+        lo, hi = sp.credible_band(rho)
+        ax.fill_between(omega, lo, hi, alpha=0.35, label="95% band")
+        ax.plot(omega, rho.mean(0), lw=1.2, label="mean")
+        ax.plot(omega, np.asarray(mock.rho), "k--", lw=1.0, label="truth")
+        ax.set_title(name, fontsize="small")
+        ax.set_xlim(0, min(10.0, omega[-1]))
+        ax.set_xlabel(r"$\omega$")
+    axes[0][0].set_ylabel(r"$\rho(\omega)$")
+    axes[0][0].legend(fontsize="x-small")
+    if title:
+        fig.suptitle(title, fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
