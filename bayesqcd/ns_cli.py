@@ -38,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (mock data and sampler)")
     p.add_argument("--eos", choices=EOS_CHOICES, default="cs2",
                    help="EoS prior: speed-of-sound segments (default), piecewise polytrope, neural network")
+    p.add_argument("--segments", type=int, default=5, help="c_s^2 segments of the cs2 prior (default 5)")
     p.add_argument("--method", choices=ENGINES, default="nuts", help="inference engine (default nuts)")
     p.add_argument("--guide", choices=("diag", "fullrank", "flow"), default="fullrank", help="SVI guide")
     p.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
@@ -114,16 +115,18 @@ def load_data(args: argparse.Namespace):
     return obs, truth
 
 
-def infer(obs, *, eos: str = "cs2", method: str = "nuts", seed: int = 0, chains: int = 4, warmup: int = 500,
-          samples: int = 1000, target_accept: float = 0.8, guide: str = "fullrank", svi_steps: int = 3000,
-          progress: bool = True) -> Any:
+def infer(obs, *, eos: str = "cs2", segments: int = 5, method: str = "nuts", seed: int = 0, chains: int = 4,
+          warmup: int = 500, samples: int = 1000, target_accept: float = 0.8, guide: str = "fullrank",
+          svi_steps: int = 3000, progress: bool = True) -> Any:
     """Run the engine on the neutron-star model; returns InferenceData."""
     import jax
 
-    from bayesqcd.models.neutron_star import EOS_PRIORS, neutron_star_model, ns_data
+    from bayesqcd.models.neutron_star import EOS_PRIORS, SoundSpeedPrior, neutron_star_model, ns_data
 
     data = ns_data(obs)
-    prior = EOS_PRIORS[eos]()
+    if segments < 1:
+        raise ValueError(f"--segments = {segments} must be >= 1")
+    prior = SoundSpeedPrior(segments) if eos == "cs2" else EOS_PRIORS[eos]()
     key = jax.random.key(seed)
     if method == "nuts":
         from bayesqcd.inference.nuts import run_nuts
@@ -161,9 +164,10 @@ def run(args: argparse.Namespace) -> int:
 
     obs, truth = load_data(args)
     start = time.perf_counter()
-    idata = infer(obs, eos=args.eos, method=args.method, seed=args.seed, chains=args.chains, warmup=args.warmup,
-                  samples=args.samples, target_accept=args.target_accept, guide=args.guide,
-                  svi_steps=args.svi_steps, progress=not args.no_progress)
+    idata = infer(obs, eos=args.eos, segments=args.segments, method=args.method, seed=args.seed,
+                  chains=args.chains, warmup=args.warmup, samples=args.samples,
+                  target_accept=args.target_accept, guide=args.guide, svi_steps=args.svi_steps,
+                  progress=not args.no_progress)
     wall = time.perf_counter() - start
     settings = {k: v for k, v in vars(args).items() if k != "func"}
     settings["total_wall_time_s"] = wall

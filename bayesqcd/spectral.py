@@ -44,12 +44,18 @@ def omega_grid(n: int = 500, omega_max: float = 20.0) -> tuple[Float[Array, " n"
     return omega, jnp.full((int(n),), dw)
 
 
+def _concrete(x: Array) -> np.ndarray | None:
+    """``x`` as numpy when its value is known (not traced), else ``None`` (checks are skipped)."""
+    return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
+
+
 def _check_omega(omega: ArrayLike) -> Array:
     omega = jnp.asarray(omega, dtype=float)
     if omega.ndim != 1 or omega.shape[0] < 2:
         raise ValueError(f"omega must be a 1-D grid of >= 2 points, got shape {omega.shape}")
-    if not isinstance(omega, jax.core.Tracer) and bool(jnp.any(omega <= 0)):
-        raise ValueError(f"omega must be > 0 everywhere, got min {float(jnp.min(omega))}")
+    o = _concrete(omega)
+    if o is not None and np.any(o <= 0):
+        raise ValueError(f"omega must be > 0 everywhere, got min {o.min()}")
     return omega
 
 
@@ -66,9 +72,9 @@ def euclidean_kernel(tau: ArrayLike, omega: ArrayLike, n_t: int) -> Float[Array,
     omega = _check_omega(omega)
     if int(n_t) < 1:
         raise ValueError(f"n_t must be >= 1, got {n_t}")
-    if bool(jnp.any((tau < 0) | (tau > n_t))):
-        raise ValueError(f"tau must lie in [0, n_t={n_t}], got range [{float(tau.min())}, "
-                         f"{float(tau.max())}]")
+    t = _concrete(tau)
+    if t is not None and np.any((t < 0) | (t > n_t)):
+        raise ValueError(f"tau must lie in [0, n_t={n_t}], got range [{t.min()}, {t.max()}]")
     return jnp.exp(-omega[None] * tau[:, None]) + jnp.exp(-omega[None] * (n_t - tau[:, None]))
 
 
@@ -82,9 +88,9 @@ def thermal_kernel(tau: ArrayLike, omega: ArrayLike, temperature: float) -> Floa
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     beta = 1.0 / temperature
-    if bool(jnp.any((tau < 0) | (tau >= beta))):
-        raise ValueError(f"tau must lie in [0, 1/T={beta}), got range [{float(tau.min())}, "
-                         f"{float(tau.max())}]")
+    tc = _concrete(tau)
+    if tc is not None and np.any((tc < 0) | (tc >= beta)):
+        raise ValueError(f"tau must lie in [0, 1/T={beta}), got range [{tc.min()}, {tc.max()}]")
     w, t = omega[None], tau[:, None]
     return (jnp.exp(-w * t) + jnp.exp(-w * (beta - t))) / (-jnp.expm1(-w * beta))
 
@@ -173,7 +179,8 @@ def noise_covariance(clean: ArrayLike, eps: float, *, model: str = "relative",
         raise ValueError(f"correlation must be in [0, 1), got {correlation}")
     if model == "relative":
         s = eps * jnp.abs(clean)
-        if bool(jnp.any(s <= 0)):
+        sc = _concrete(s)
+        if sc is not None and np.any(sc <= 0):
             raise ValueError("relative noise needs a correlator without zeros")
     elif model == "absolute":
         s = jnp.full(clean.shape, float(eps))

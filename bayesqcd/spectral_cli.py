@@ -44,6 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=300, help="NUTS warm-up per chain (nuts, nn)")
     p.add_argument("--chains", type=int, default=2)
     p.add_argument("--guidance", default="tweedie", choices=["tweedie", "dps"])
+    p.add_argument("--score-samples", type=int, default=300, help="draws of the score-based sampler")
+    p.add_argument("--mem-samples", type=int, default=50, help="redrawn data sets of MEM's error band")
+    p.add_argument("--dp-warmup", type=int, default=100, help="NUTS warm-up of diffusion-prior")
+    p.add_argument("--dp-samples", type=int, default=100, help="NUTS draws of diffusion-prior")
     p.add_argument("--prior-steps", type=int, default=20000, help="score-matching steps of the prior")
     p.add_argument("--prior-k", type=int, default=64, help="coarse points of the prior's representation")
     p.add_argument("--prior-checkpoint", default=None,
@@ -75,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--mock must be one of {sp.MOCKS}, got {args.mock!r}")
     base = dict(mock=args.mock, n_omega=args.n_omega, kernel=args.kernel, noise=args.noise,
                 correlation=args.correlation, num_samples=args.samples, num_warmup=args.warmup,
-                num_chains=args.chains, guidance=args.guidance, prior_steps=args.prior_steps,
+                num_chains=args.chains, guidance=args.guidance, score_samples=args.score_samples,
+                dp_warmup=args.dp_warmup, dp_samples=args.dp_samples, mem_samples=args.mem_samples, prior_steps=args.prior_steps,
                 prior_k=args.prior_k, seed=args.seed)
     progress = not args.no_progress
     prior, prior_info = None, None

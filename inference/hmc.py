@@ -34,14 +34,15 @@ def run_hmc(
     adapt_mass_matrix: bool = True,
     thinning: int = 1,
     var_name: str = "x",
+    batched_init: bool = False,
     progress: bool = True,
 ):
     """Sample ``exp(-potential_fn(x))`` with HMC; returns ``arviz.InferenceData``.
 
     Args:
         potential_fn: ``U(x) -> scalar``, differentiable in ``x`` (pure JAX).
-        init: starting point of one chain (its shape is the shape of ``x``) or of every chain
-            (leading axis ``num_chains``).
+        init: starting point shared by every chain (its shape is the shape of ``x``), or, with
+            ``batched_init=True``, one starting point per chain (leading axis ``num_chains``).
         key: PRNG key.
         num_warmup: warm-up (adaptation) iterations per chain, discarded.
         num_samples: kept iterations per chain (before ``thinning``).
@@ -54,6 +55,7 @@ def run_hmc(
         adapt_mass_matrix: adapt a diagonal inverse mass matrix during warm-up.
         thinning: keep every ``thinning``-th draw.
         var_name: name of the variable in the posterior group.
+        batched_init: ``init`` carries a leading chain axis.
         progress: show NumPyro's progress bar.
 
     Returns:
@@ -77,7 +79,13 @@ def run_hmc(
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
     init = jnp.asarray(init)
-    if num_chains > 1 and (init.ndim == 0 or init.shape[0] != num_chains):
+    if batched_init:
+        if init.ndim == 0 or init.shape[0] != num_chains:
+            raise ValueError(f"batched_init needs init with leading axis num_chains={num_chains}, "
+                             f"got shape {init.shape}")
+        if num_chains == 1:
+            init = init[0]
+    elif num_chains > 1:
         init = jnp.broadcast_to(init, (num_chains, *init.shape))
     kwargs = ({"num_steps": num_steps, "trajectory_length": None} if num_steps is not None
               else {"trajectory_length": trajectory_length})

@@ -25,6 +25,11 @@ Guidance (``guidance=``):
   whitened by ``C = L L^T`` (Chung's ``zeta_i = zeta / |r|`` on ``grad |r|^2``). Approximate;
   ``zeta`` is a tuning constant.
 
+Where the linearised likelihood overflows -- ``A(x0_hat)`` not finite, which happens with
+learned scores near ``t = T``, where ``1/alpha_t`` amplifies score errors and ``x0_hat`` leaves
+the forward model's domain -- the guidance term of that state at that time is set to zero
+(the prior score alone moves it); for Gaussian priors and linear ``A`` this never happens.
+
 :func:`sample_posterior` returns :class:`arviz.InferenceData` (``chain = 1``).
 """
 
@@ -54,6 +59,11 @@ def tweedie_mean(score: Score, sde: LinearSDE, x: Float[Array, " D"], t: ArrayLi
     return (x + sde.sigma2(t) * score(x, t)) / sde.alpha(t)
 
 
+def _finite_or_zero(g: Array) -> Array:
+    """The guidance term, or zero where it is not finite (documented in the module doc)."""
+    return jnp.where(jnp.all(jnp.isfinite(g)), g, jnp.zeros_like(g))
+
+
 def _psd(m: Float[Array, "n n"]) -> Float[Array, "n n"]:
     """Symmetric part of ``m`` with negative eigenvalues set to zero."""
     m = 0.5 * (m + m.T)
@@ -71,6 +81,9 @@ class TweedieGuidedScore(eqx.Module):
     sigma_t^2 I``, the moments of an ``N(mu, v I)`` prior (``v = prior_var``; Song et al.'s
     PiGDM choice): exact for such a prior, and robust for learned scores, whose Jacobian is
     unreliable at large ``t`` where ``I + sigma_t^2 grad s`` is a small difference.
+    ``x0_clip = c``: the likelihood is linearised at ``clip(x0_hat, -c, c)`` (the thresholding of
+    the ``x_0`` prediction that DDPM samplers apply; for standardised data, ``c`` a few units),
+    which keeps off-manifold predictions of a learned score out of the forward model.
     """
 
     score: Any
@@ -81,6 +94,7 @@ class TweedieGuidedScore(eqx.Module):
     shape: tuple[int, ...] = eqx.field(static=True)
     covariance: str = eqx.field(static=True, default="jacobian")
     prior_var: float = eqx.field(static=True, default=1.0)
+    x0_clip: float | None = eqx.field(static=True, default=None)
 
     def _s(self, x, t):
         return jnp.reshape(self.score(jnp.reshape(x, self.shape), t), (-1,))
@@ -92,18 +106,20 @@ class TweedieGuidedScore(eqx.Module):
         a, s2 = self.sde.alpha(t), self.sde.sigma2(t)
         s, s_vjp = jax.vjp(lambda z: self._s(z, t), x)
         x0 = (x + s2 * s) / a
+        if self.x0_clip is not None:  # DDPM-style thresholding of the x_0 prediction
+            x0 = jnp.clip(x0, -self.x0_clip, self.x0_clip)
         y_hat, A_vjp = jax.vjp(self._A, x0)
         J = jax.vmap(lambda e: A_vjp(e)[0])(jnp.eye(y_hat.shape[0], dtype=x.dtype))  # (m, D)
         if self.covariance == "isotropic":  # Sigma_t = r^2 I, d x0_hat / dx = a r^2 / s2 I
             r2 = self.prior_var * s2 / (a**2 * self.prior_var + s2)
             M = self.cov + r2 * (J @ J.T)
-            return s + (a * r2 / s2) * (J.T @ jnp.linalg.solve(M, self.y - y_hat))
+            return s + _finite_or_zero((a * r2 / s2) * (J.T @ jnp.linalg.solve(M, self.y - y_hat)))
         # grad s J^T, column by column (forward mode): Sigma_t J^T = s2/a^2 (J^T + s2 grad s J^T)
         gsJt = jax.vmap(lambda v: jax.jvp(lambda z: self._s(z, t), (x,), (v,))[1])(J)  # (m, D)
         JSJ = (s2 / a**2) * (J @ J.T + s2 * J @ gsJt.T)
         M = self.cov + _psd(JSJ)
         u = J.T @ jnp.linalg.solve(M, self.y - y_hat)
-        return s + (u + s2 * s_vjp(u)[0]) / a
+        return s + _finite_or_zero((u + s2 * s_vjp(u)[0]) / a)
 
 
 def _whitener(cov: Float[Array, "m m"]) -> Float[Array, "m m"]:
@@ -205,6 +221,7 @@ def sample_posterior(
     zeta: float = 1.0,
     covariance: Literal["jacobian", "isotropic"] = "jacobian",
     prior_var: float = 1.0,
+    x0_clip: float | None = None,
     rtol: float = 1e-5,
     atol: float = 1e-5,
     batch_size: int | None = None,
@@ -230,7 +247,7 @@ def sample_posterior(
             Tweedie denoising step); ``"dps"`` always runs its own Euler-Maruyama loop with
             ``n_steps``.
         zeta: DPS step-size constant.
-        covariance, prior_var: ``Sigma_t`` of the Tweedie guidance (:class:`TweedieGuidedScore`).
+        covariance, prior_var, x0_clip: options of the Tweedie guidance (:class:`TweedieGuidedScore`).
         batch_size: draws per compiled call (memory); default all at once.
         transform: optional ``x -> {name: array}`` of derived quantities (one draw), stored
             in the posterior next to ``x``.
@@ -249,6 +266,8 @@ def sample_posterior(
         raise ValueError(f"solver must be 'ode' or 'sde', got {solver!r}")
     if covariance not in ("jacobian", "isotropic"):
         raise ValueError(f"covariance must be 'jacobian' or 'isotropic', got {covariance!r}")
+    if x0_clip is not None and not x0_clip > 0:
+        raise ValueError(f"x0_clip must be > 0 or None, got {x0_clip}")
     if not prior_var > 0:
         raise ValueError(f"prior_var must be > 0, got {prior_var}")
     if int(n_steps) < 1 or not zeta >= 0:
@@ -261,7 +280,8 @@ def sample_posterior(
     for i in tqdm(range(n_batches), desc=f"score posterior ({guidance})", disable=not progress):
         k = jax.random.fold_in(key, i)
         if guidance == "tweedie":
-            post = TweedieGuidedScore(score, sde, forward, y, cov, shape, covariance, float(prior_var))
+            post = TweedieGuidedScore(score, sde, forward, y, cov, shape, covariance, float(prior_var),
+                                      None if x0_clip is None else float(x0_clip))
             if solver == "ode":
                 x = sample_h(post, sde, k, bs, 0.0, shape=(D,), method="diffrax", rtol=rtol, atol=atol)
             else:

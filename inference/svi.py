@@ -8,7 +8,8 @@ Guides (NumPyro autoguides, fitted by maximizing the ELBO with Adam):
   non-Gaussian posteriors.
 
 The returned posterior holds draws from the fitted guide (one chain) together with the
-model's deterministic sites; the group ``elbo`` holds the loss (negative ELBO) trace.
+model's deterministic sites; ``sample_stats.log_weight`` holds log p(x, z) - log q(z) of
+each draw; the group ``elbo`` holds the loss (negative ELBO) trace.
 ``attrs["pareto_k"]`` is the Pareto-smoothed importance-sampling shape of the weights
 p(x, z) / q(z) over the draws (Yao et al. 2018, ICML): below 0.7 the guide is a usable
 approximation of the posterior; above it, trust NUTS instead.
@@ -85,7 +86,7 @@ def run_svi(
 
     Returns:
         InferenceData with ``posterior`` (latent and deterministic sites, one chain),
-        ``observed_data``, and the ``elbo`` group (``loss`` per step); ``attrs`` hold the
+        ``sample_stats`` (``log_weight``), ``observed_data``, and the ``elbo`` group (``loss`` per step); ``attrs`` hold the
         guide, ``wall_time_s``, ``final_loss`` and ``pareto_k``.
     """
     if guide not in GUIDES:
@@ -109,7 +110,11 @@ def run_svi(
     wall = time.perf_counter() - start
     k_hat = _pareto_k(log_w)
     losses = np.asarray(result.losses)
-    idata = from_draws({n: np.asarray(v)[None] for n, v in z.items()}, observed_data=obs)
+    idata = from_draws(
+        {n: np.asarray(v)[None] for n, v in z.items()},
+        sample_stats={"log_weight": np.asarray(log_w)[None]},
+        observed_data=obs,
+    )
     idata.add_groups({"elbo": xr.Dataset({"loss": ("step", losses)})}, warn_on_custom_groups=False)
     set_attrs(
         idata,

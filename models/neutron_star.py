@@ -135,7 +135,7 @@ class NeuralPrior:
 
     width: int = 4
     n_segments: int = 8
-    weight_scale: float = 1.5
+    weight_scale: float = 1.0
     _template: eqx.nn.MLP = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -201,7 +201,7 @@ def neutron_star_model(
     *,
     config: SolverConfig = INFERENCE,
     n_points: int = 32,
-    n_mass: int = 24,
+    n_mass: int = 128,
     m_min: float = M_MIN,
 ) -> None:
     """The NumPyro model; with ``data=None`` it samples the prior (no likelihood).

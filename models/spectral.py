@@ -41,6 +41,11 @@ def _check_problem(A: ArrayLike, cov: ArrayLike, data: ArrayLike | None, n_omega
         raise ValueError(f"cov must be ({A.shape[0]}, {A.shape[0]}), got {cov.shape}")
     if data is not None and jnp.shape(data) != (A.shape[0],):
         raise ValueError(f"data must have shape ({A.shape[0]},), got {jnp.shape(data)}")
+    if not isinstance(cov, jax.core.Tracer):
+        c = np.asarray(cov)
+        if not np.allclose(c, c.T) or np.linalg.eigvalsh(c).min() <= 0:
+            raise ValueError("cov (noise covariance) must be symmetric positive definite: every "
+                             "noise variance > 0")
     return A, jnp.linalg.cholesky(cov)
 
 

@@ -112,3 +112,12 @@ def test_table_file_errors_name_file_line_and_value(tmp_path, rows, match):
 def test_missing_table_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         E.from_file(tmp_path / "nope.txt")
+
+
+def test_polytrope_under_jit_equals_eager():
+    """Knots are found under jit too (XLA may round the two copies of a knot differently)."""
+    args = (34.57081156, 2.66441128, 2.43783968, 3.73931478)
+    eager = E.piecewise_polytrope(*args, n_grid=256)
+    traced = jax.jit(lambda *a: E.piecewise_polytrope(*a, n_grid=256))(*args)
+    assert bool(eager.valid) and bool(traced.valid)
+    np.testing.assert_allclose(np.asarray(traced.p), np.asarray(eager.p), rtol=1e-12)

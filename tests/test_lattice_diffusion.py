@@ -10,8 +10,8 @@ from bayesqcd.diffusion.likelihood import log_likelihood
 from bayesqcd.diffusion.score import dsm_loss
 from bayesqcd.diffusion.sde import VP
 from bayesqcd.lattice.action import Phi4Action
-from bayesqcd.lattice.diffusion_sq import (FieldScore, PFODEProposal, symmetry_augment,
-                                           train_field_score)
+from bayesqcd.lattice.diffusion_sq import (PFODEProposal, sample_h_family,
+                                           symmetry_augment, train_field_score)
 
 
 class GaussianScore(eqx.Module):
@@ -47,6 +47,19 @@ def test_pf_proposal_density_matches_probability_flow_likelihood():
     np.testing.assert_allclose(lq, ref, rtol=1e-5, atol=1e-4)
 
 
+def test_h_family_draws_and_pf_density_for_gaussian_data():
+    """With the exact score every h has the data marginal N(0, v) at t_min, and the PF-ODE
+    density of the draws is that Gaussian's."""
+    sde, c, L = VP(), 0.3, 4
+    x, lq = eqx.filter_jit(lambda k: sample_h_family(GaussianScore(sde, c), sde, k, 128, L, 0.5,
+                                                     n_steps=50, rtol=1e-6, atol=1e-6))(
+        jax.random.key(8))
+    v = c * float(sde.alpha(sde.t_min)) ** 2 + float(sde.sigma2(sde.t_min))
+    exact = -0.5 * jnp.sum(x**2, axis=(1, 2)) / v - 0.5 * L * L * np.log(2 * np.pi * v)
+    np.testing.assert_allclose(lq, exact, rtol=1e-4, atol=1e-4)
+    assert float(jnp.var(x)) == pytest.approx(c, rel=0.1)
+
+
 def test_symmetry_augmentation_preserves_the_action():
     action = Phi4Action(-4.0, 8.0)
     phi = jax.random.normal(jax.random.key(2), (16, 8, 8))
@@ -80,8 +93,3 @@ def test_score_training_learns_the_data_variance():
     with pytest.raises(ValueError, match="configs"):
         train_field_score(score, sde, data[:, :, :2], jax.random.key(7), n_steps=1)
 
-
-def test_field_score_acts_on_fields():
-    out = eqx.filter_jit(lambda k: FieldScore(width=4, t_dim=8, key=k)(jnp.ones((8, 8)), 0.5))(
-        jax.random.key(5))
-    assert out.shape == (8, 8) and bool(jnp.all(jnp.isfinite(out)))

@@ -217,7 +217,10 @@ def from_nodes(
 
     last = t.shape[0] - 1
     if n_knots:
-        lower_copy = jnp.nonzero(jnp.diff(n) == 0, size=n_knots, fill_value=last - 1)[0]
+        # the two copies of a knot: equal densities up to rounding (under jit, XLA may
+        # compute the copies along different fused paths, so exact equality is not safe)
+        dup = jnp.diff(n) <= 1e-12 * jnp.abs(n[1:])
+        lower_copy = jnp.nonzero(dup, size=n_knots, fill_value=last - 1)[0]
         seg_first = jnp.concatenate([jnp.zeros(1, lower_copy.dtype), lower_copy + 1])
         seg_last = jnp.concatenate([lower_copy, jnp.full(1, last, lower_copy.dtype)])
     else:

@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--flow-layers", type=int, default=16)
     p.add_argument("--flow-steps", type=int, default=3000, help="reverse-KL training steps")
     p.add_argument("--score-steps", type=int, default=2000, help="score-matching steps")
+    p.add_argument("--h", type=float, default=0.0,
+                   help="h of the generating process (diffusion; 0 = probability-flow ODE, exact "
+                   "density; > 0 = SDE draws weighted by the PF-ODE density)")
     p.add_argument("--ode-tol", type=float, default=1e-3, help="PF-ODE rtol = atol (diffusion)")
     p.add_argument("--n-proposals", type=int, default=20000,
                    help="flow / diffusion proposals fed to independence Metropolis")
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = RunConfig(L=args.L, m2=m2, lam=lam, method=args.method, seed=args.seed,
                     hmc_chains=args.hmc_chains, hmc_samples=args.hmc_samples,
                     flow_layers=args.flow_layers, flow_steps=args.flow_steps,
-                    score_steps=args.score_steps, ode_tol=args.ode_tol,
+                    score_steps=args.score_steps, ode_tol=args.ode_tol, h=args.h,
                     n_proposals=args.n_proposals, proposal_batch=args.proposal_batch,
                     checkpoint=args.checkpoint)
     summary, idata = run_method(cfg, progress=not args.no_progress)

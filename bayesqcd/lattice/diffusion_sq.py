@@ -155,3 +155,22 @@ def sample_h_family(score: eqx.Module, sde: LinearSDE, key: PRNGKeyArray, n: int
     x = sample_h(score, sde, key, n, h, shape=(L, L), method="heun", n_steps=n_steps)
     lq = jax.vmap(lambda xi: log_likelihood(score, sde, xi, rtol=rtol, atol=atol))(x)
     return x, lq
+
+
+class HFamilyProposal(eqx.Module):
+    """:func:`sample_h_family` as a proposal (``sample_and_log_prob``) for independence
+    Metropolis. Exact only as far as the PF-ODE density is that of the h-process draws (``h = 0``,
+    or a perfect score); use :class:`PFODEProposal` for ``h = 0``."""
+
+    score: eqx.Module
+    sde: LinearSDE
+    L: int = eqx.field(static=True)
+    h: float = eqx.field(static=True, default=0.1)
+    n_steps: int = eqx.field(static=True, default=200)
+    rtol: float = eqx.field(static=True, default=1e-5)
+    atol: float = eqx.field(static=True, default=1e-5)
+
+    def sample_and_log_prob(self, key: PRNGKeyArray, n: int
+                            ) -> tuple[Float[Array, "n L L"], Float[Array, " n"]]:
+        return sample_h_family(self.score, self.sde, key, n, self.L, self.h, n_steps=self.n_steps,
+                               rtol=self.rtol, atol=self.atol)

@@ -10,7 +10,8 @@ ESS/N, acceptance, ``tau_int`` of ``|M|`` and the wall time per independent samp
 * ``flow``: :class:`~bayesqcd.lattice.flow.LatticeFlow` trained by reverse KL, then
   independence Metropolis; ESS/N is that of the importance weights of the proposals.
 * ``diffusion``: HMC configurations train a :class:`~bayesqcd.lattice.diffusion_sq.FieldScore`;
-  probability-flow ODE proposals with their exact density, then independence Metropolis.
+  probability-flow ODE proposals (``h = 0``) with their exact density, or h-family draws
+  (``h > 0``) with their PF-ODE density, then independence Metropolis.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesqcd.lattice.action import Phi4Action, mass_to_hopping
-from bayesqcd.lattice.observables import summarize
+from bayesqcd.lattice import stats
+from bayesqcd.lattice.observables import summarize, ward_identity
 
 METHODS = ("hmc", "flow", "diffusion")
 
@@ -56,6 +58,7 @@ class RunConfig:
     score_batch: int = 128
     score_lr: float = 2e-3
     ode_tol: float = 1e-3
+    h: float = 0.0
     # proposals for flow / diffusion
     n_proposals: int = 20000
     proposal_batch: int = 1024
@@ -76,6 +79,8 @@ class RunConfig:
         for name in ("flow_steps", "score_steps", "hmc_warmup"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.h >= 0:
+            raise ValueError(f"h must be >= 0, got {self.h}")
         if not self.ode_tol > 0:
             raise ValueError(f"ode_tol must be > 0, got {self.ode_tol}")
 
@@ -87,7 +92,8 @@ def _hmc(cfg: RunConfig, action: Phi4Action, key, progress: bool):
                                    jnp.zeros(()).dtype)
     return run_hmc(action.potential, init, key=key, num_warmup=cfg.hmc_warmup,
                    num_samples=cfg.hmc_samples, num_chains=cfg.hmc_chains,
-                   num_steps=cfg.hmc_leapfrog, step_size=0.1, var_name="phi", progress=progress)
+                   num_steps=cfg.hmc_leapfrog, step_size=0.1, var_name="phi", batched_init=True,
+                   progress=progress)
 
 
 def run_method(cfg: RunConfig, progress: bool = True):
@@ -119,7 +125,8 @@ def run_method(cfg: RunConfig, progress: bool = True):
             extra["loss_history"] = res.history
         else:
             from bayesqcd.diffusion.sde import VP
-            from bayesqcd.lattice.diffusion_sq import FieldScore, PFODEProposal, train_field_score
+            from bayesqcd.lattice.diffusion_sq import (FieldScore, HFamilyProposal, PFODEProposal,
+                                                       train_field_score)
 
             data = _hmc(cfg, action, k_data, progress)
             extra["hmc_data_time_s"] = float(data.posterior.attrs["wall_time_s"])
@@ -131,7 +138,11 @@ def run_method(cfg: RunConfig, progress: bool = True):
                                     batch_size=cfg.score_batch, learning_rate=cfg.score_lr,
                                     checkpoint=cfg.checkpoint, progress=progress)
             train_time = time.perf_counter() - t0
-            proposal = PFODEProposal(res.model, sde, cfg.L, rtol=cfg.ode_tol, atol=cfg.ode_tol)
+            if cfg.h == 0:
+                proposal = PFODEProposal(res.model, sde, cfg.L, rtol=cfg.ode_tol, atol=cfg.ode_tol)
+            else:
+                proposal = HFamilyProposal(res.model, sde, cfg.L, h=cfg.h, rtol=cfg.ode_tol,
+                                           atol=cfg.ode_tol)
             extra["loss_history"] = res.history
         idata = sample_independence_metropolis(proposal, action.log_prob, k_sample, cfg.n_proposals,
                                                batch_size=cfg.proposal_batch, var_name="phi",
@@ -140,6 +151,9 @@ def run_method(cfg: RunConfig, progress: bool = True):
         acceptance = float(attrs["acceptance"])
     phi = idata.posterior["phi"].values
     obs = summarize(phi)
+    ward = np.asarray(ward_identity(jax.grad(action), jnp.asarray(phi)))
+    v, e = stats.jackknife(lambda w: w, stats.bin_means(ward, obs["bin_size"]))
+    obs["ward_identity"] = {"value": float(v), "error": float(e), "exact": 1.0}
     tau = obs["tau_int_absM"]["value"]
     n_conf = obs["n_configs"]
     wall = float(attrs["wall_time_s"])

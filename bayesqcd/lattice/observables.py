@@ -12,6 +12,7 @@ Ensemble quantities (:func:`summarize`, NumPy post-processing with binned jackkn
 * connected two-point function ``G_c(x) = <C(x)> - <M>^2``; its zero-momentum projection
   ``G(t) = sum_{x_1} G_c(x_1, t)`` and the effective pole mass
   ``m_eff(t) = arccosh[(G(t-1) + G(t+1)) / (2 G(t))]`` (Albergo et al., arXiv:2101.08176);
+* the Schwinger-Dyson (Ward) identity ``<(1/V) sum_x phi dS/dphi> = 1`` (:func:`ward_identity`);
 * ``tau_int`` of ``|M|``; the bin size is ``ceil(4 max tau_int)`` over ``M, |M|, M^2, M^4``
   unless given.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -37,6 +39,17 @@ def two_point(phi: Float[Array, "*b L L"]) -> Float[Array, "*b L L"]:
     V = phi.shape[-1] * phi.shape[-2]
     f = jnp.fft.fft2(phi)
     return jnp.real(jnp.fft.ifft2(f * jnp.conj(f))) / V
+
+
+def ward_identity(grad_S, phi: Float[Array, "*b L L"]) -> Float[Array, "*b"]:
+    """``(1/V) sum_x phi(x) dS/dphi(x)`` per configuration; its expectation is exactly 1
+    (integration by parts of ``d/dphi(x) [phi(x) exp(-S)]``), for any action and any
+    sampler: a check of the samples that needs no reference run.
+
+    ``grad_S``: ``phi -> dS/dphi`` for one ``(L, L)`` field (e.g. ``jax.grad(action)``).
+    """
+    g = jax.vmap(grad_S)(phi.reshape(-1, *phi.shape[-2:])).reshape(phi.shape)
+    return jnp.mean(phi * g, axis=(-2, -1))
 
 
 def effective_mass(G: np.ndarray) -> np.ndarray:

@@ -1,0 +1,154 @@
+"""The generic engines (NUTS, SVI) on small models with exact posteriors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+from bayesqcd.inference.nuts import chain_layout, run_nuts
+from bayesqcd.inference.results import DiagnosticsWarning, check_diagnostics, diagnostics, from_draws
+from bayesqcd.inference.svi import run_svi
+
+# Conjugate model: mu ~ N(0, 2^2), tau ~ N(1, 0.5^2) (independent), y_i ~ N(mu + tau x_i, 0.7^2).
+X = jnp.array([-1.0, -0.5, 0.0, 0.5, 1.0, 1.5])
+Y = jnp.array([-0.8, -0.1, 0.4, 1.1, 1.3, 2.2])
+SIGMA = 0.7
+
+
+def linear_model(x, y=None):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 2.0))
+    tau = numpyro.sample("tau", dist.Normal(1.0, 0.5))
+    numpyro.deterministic("at_one", mu + tau)
+    numpyro.sample("y", dist.Normal(mu + tau * x, SIGMA), obs=y)
+
+
+def exact_posterior():
+    """Mean and covariance of (mu, tau) in closed form (Gaussian prior, linear Gaussian likelihood)."""
+    a = np.stack([np.ones_like(X), np.asarray(X)], axis=1)
+    prior_prec = np.diag([1 / 2.0**2, 1 / 0.5**2])
+    prec = prior_prec + a.T @ a / SIGMA**2
+    cov = np.linalg.inv(prec)
+    mean = cov @ (prior_prec @ np.array([0.0, 1.0]) + a.T @ np.asarray(Y) / SIGMA**2)
+    return mean, cov
+
+
+def _moments(idata):
+    d = np.stack([idata.posterior["mu"].values.ravel(), idata.posterior["tau"].values.ravel()], axis=1)
+    return d.mean(0), np.cov(d.T)
+
+
+@pytest.fixture(scope="module")
+def nuts_idata():
+    return run_nuts(linear_model, X, Y, key=jax.random.key(0), num_warmup=300, num_samples=1000,
+                    num_chains=4, progress=False)
+
+
+def test_nuts_matches_exact_posterior(nuts_idata):
+    mean, cov = exact_posterior()
+    m, c = _moments(nuts_idata)
+    sd = np.sqrt(np.diag(cov))
+    # Monte-Carlo error of the mean with ~4000 draws is ~sd/60; allow 4 of those
+    np.testing.assert_allclose(m, mean, atol=4 * sd.max() / 60)
+    np.testing.assert_allclose(np.sqrt(np.diag(c)), sd, rtol=0.08)
+    assert {"posterior", "sample_stats", "observed_data", "log_likelihood"} <= set(nuts_idata.groups())
+    np.testing.assert_allclose(nuts_idata.posterior["at_one"], nuts_idata.posterior["mu"] + nuts_idata.posterior["tau"])
+    np.testing.assert_allclose(nuts_idata.observed_data["y"], Y)
+    d = diagnostics(nuts_idata, ["mu", "tau"])
+    assert d["max_rhat"] < 1.01 and d["min_ess_bulk"] > 400 and d["divergences"] == 0
+    assert nuts_idata.posterior.attrs["engine"] == "nuts" and nuts_idata.posterior.attrs["wall_time_s"] > 0
+
+
+@pytest.mark.parametrize("guide", ["fullrank", "flow"])
+def test_svi_agrees_with_nuts(nuts_idata, guide):
+    idata = run_svi(linear_model, X, Y, key=jax.random.key(1), guide=guide, num_steps=2500,
+                    learning_rate=1e-2, num_draws=2000, progress=False, check=False)
+    m_svi, c_svi = _moments(idata)
+    m_nuts, c_nuts = _moments(nuts_idata)
+    sd = np.sqrt(np.diag(c_nuts))
+    np.testing.assert_allclose(m_svi, m_nuts, atol=0.25 * sd.max())
+    np.testing.assert_allclose(np.sqrt(np.diag(c_svi)), sd, rtol=0.2)
+    corr = lambda c: c[0, 1] / np.sqrt(c[0, 0] * c[1, 1])  # noqa: E731
+    assert abs(corr(c_svi) - corr(c_nuts)) < 0.15
+    assert idata.posterior.sizes["chain"] == 1 and idata.posterior.sizes["draw"] == 2000
+    loss = idata["elbo"]["loss"].values
+    assert loss.shape == (2500,) and loss[-100:].mean() < loss[:100].mean()
+    if guide == "fullrank":  # the exact family here: importance weights are well behaved
+        assert idata.posterior.attrs["pareto_k"] < 0.7
+
+
+def test_svi_rejects_unknown_guide():
+    with pytest.raises(ValueError, match="guide = 'laplace'"):
+        run_svi(linear_model, X, Y, key=jax.random.key(0), guide="laplace")
+
+
+def test_diagnostics_warn_on_unmixed_chains():
+    rng = np.random.default_rng(0)
+    stuck = rng.normal(size=(4, 200)) + np.arange(4)[:, None] * 3.0  # four chains in four places
+    idata = from_draws({"x": stuck}, sample_stats={"diverging": np.zeros((4, 200), bool)})
+    with pytest.warns(DiagnosticsWarning, match="R-hat"):
+        d = check_diagnostics(idata)
+    assert d["max_rhat"] > 1.5
+    good = from_draws({"x": rng.normal(size=(4, 500))}, sample_stats={"diverging": np.zeros((4, 500), bool)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiagnosticsWarning)
+        check_diagnostics(good)
+    div = np.zeros((4, 500), bool)
+    div[0, :10] = True
+    with pytest.warns(DiagnosticsWarning, match="10 divergent"):
+        check_diagnostics(from_draws({"x": rng.normal(size=(4, 500))}, sample_stats={"diverging": div}))
+
+
+def test_from_draws_validates_shapes():
+    with pytest.raises(ValueError, match=r"posterior\['x'\] has shape \(5,\)"):
+        from_draws({"x": np.zeros(5)})
+    with pytest.raises(ValueError, match="disagree"):
+        from_draws({"x": np.zeros((2, 5)), "y": np.zeros((2, 6))})
+    assert isinstance(from_draws({"x": np.zeros((1, 5, 3))}), az.InferenceData)
+
+
+def test_chain_layout():
+    assert chain_layout(4, 1) == "vectorized"
+    assert chain_layout(2, 2) == "parallel"
+    assert callable(chain_layout(4, 2))
+    with pytest.raises(ValueError, match="num_chains = 3 cannot be split evenly over 2 devices"):
+        chain_layout(3, 2)
+
+
+def test_nuts_on_two_devices():
+    """Chains spread over two (forced CPU) devices give the exact posterior too."""
+    script = textwrap.dedent(
+        """
+        import json, jax, numpy as np
+        jax.config.update("jax_enable_x64", True)
+        import sys; sys.path.insert(0, %r)
+        from test_inference_engines import X, Y, linear_model, exact_posterior
+        from bayesqcd.inference.nuts import run_nuts
+        assert jax.local_device_count() == 2
+        idata = run_nuts(linear_model, X, Y, key=jax.random.key(0), num_warmup=200, num_samples=500,
+                         num_chains=4, progress=False)
+        mean, cov = exact_posterior()
+        m = [float(idata.posterior[v].mean()) for v in ("mu", "tau")]
+        print(json.dumps({"n_devices": idata.posterior.attrs["n_devices"], "mean": m, "exact": mean.tolist(),
+                          "sd": np.sqrt(np.diag(cov)).tolist(), "chains": idata.posterior.sizes["chain"]}))
+        """
+        % os.path.dirname(__file__)
+    )
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    import json
+
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["n_devices"] == 2 and res["chains"] == 4
+    np.testing.assert_allclose(res["mean"], res["exact"], atol=0.1 * max(res["sd"]))

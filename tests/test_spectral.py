@@ -1,0 +1,145 @@
+"""Kernels, mock spectral functions, metrics, MEM and the NumPyro models' input checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.integrate import quad
+
+from bayesqcd import spectral as sp
+from bayesqcd.spectral_mem import mem
+from bayesqcd.spectral_prior import fit_representation, interpolation_matrix, sample_family
+
+
+def test_breit_wigner_closed_forms():
+    """rho ~ 4 A Gamma w / (M^2 + Gamma^2)^2 at small w; peak near M; positive."""
+    w = jnp.array([1e-4, 2.0])
+    rho = sp.breit_wigner(w, 1.0, 2.0, 0.5)
+    np.testing.assert_allclose(rho[0], 4 * 0.5 * 1e-4 / (4.25**2), rtol=1e-6)
+    np.testing.assert_allclose(rho[1], 4 * 0.5 * 2.0 / (0.25**2 + 4 * 0.25 * 4), rtol=1e-12)
+    omega, _ = sp.omega_grid(2000)
+    r = sp.breit_wigner(omega)
+    assert abs(float(omega[jnp.argmax(r)]) - np.sqrt(4 - 0.25)) < 0.3 and bool(jnp.all(r > 0))
+
+
+def test_kallen_lehmann_quadrature_matches_scipy():
+    """A @ rho on 500 points reproduces int_0^20 dw rho w / (pi (w^2 + p^2)) to 0.5% (the
+    right-endpoint rule on (0, 20] is first order: the missing [0, dw] strip is ~0.3% at p = 0)."""
+    md = sp.make_mock(jax.random.key(0), "bw1", eps=1e-3)
+    for j in (0, 5, 24):
+        p = float(md.x[j])
+        exact = quad(lambda w: float(sp.breit_wigner(w)) * w / (np.pi * (w**2 + p**2)), 0, 20,
+                     points=[2.0], limit=200)[0]
+        np.testing.assert_allclose(float(md.clean[j]), exact, rtol=5e-3)
+    np.testing.assert_allclose(md.x[-1], 19.2)
+    assert md.A.shape == (25, 500)
+
+
+def test_time_kernels():
+    omega, _ = sp.omega_grid(10, 5.0)
+    K = sp.euclidean_kernel(jnp.arange(8.0), omega, 8)
+    np.testing.assert_allclose(K[3], K[5], rtol=1e-12)  # periodic: tau <-> N_t - tau
+    np.testing.assert_allclose(K[0], 1 + jnp.exp(-8 * omega))
+    T = 0.25
+    Kt = sp.thermal_kernel(jnp.array([0.0, 1.0, 3.0]), omega, T)
+    direct = jnp.cosh(omega * (jnp.array([0.0, 1.0, 3.0])[:, None] - 2.0)) / jnp.sinh(omega * 2.0)
+    np.testing.assert_allclose(Kt, direct, rtol=1e-10)
+    np.testing.assert_allclose(Kt[1], Kt[2], rtol=1e-12)  # symmetric about 1/2T
+
+
+def test_kernels_jit_vmap_grad():
+    omega, w = sp.omega_grid(50)
+    f = jax.jit(lambda p: sp.kallen_lehmann_kernel(p, omega) @ (w * sp.breit_wigner(omega)))
+    g = jax.grad(lambda p: f(p)[0])(1.0)
+    eps = 1e-5
+    np.testing.assert_allclose(g, (f(1.0 + eps)[0] - f(1.0 - eps)[0]) / (2 * eps), rtol=1e-5)
+    v = jax.vmap(lambda m: sp.breit_wigner(omega, 1.0, m, 0.5))(jnp.array([2.0, 5.0]))
+    assert v.shape == (2, 50)
+
+
+def test_mock_noise_statistics():
+    """Relative noise: (D - clean) / (eps clean) ~ N(0, 1); correlated covariance is SPD."""
+    md = sp.make_mock(jax.random.key(0), "bw2", eps=1e-2)
+    keys = jax.random.split(jax.random.key(1), 4000)
+    draws = jax.vmap(lambda k: sp.mock_correlator(k, md.A, md.rho, md.cov))(keys)
+    z = (draws - md.clean) / (1e-2 * md.clean)
+    np.testing.assert_allclose(np.std(z), 1.0, atol=0.02)
+    assert abs(float(np.mean(z))) < 0.02
+    C = sp.noise_covariance(md.clean, 1e-3, model="absolute", correlation=0.5)
+    np.testing.assert_allclose(C[0, 1], 0.5e-6)
+    assert np.linalg.eigvalsh(np.asarray(C)).min() > 0
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: sp.omega_grid(1), "n \\(omega points\\)"),
+    (lambda: sp.kallen_lehmann_kernel([1.0], jnp.array([0.0, 1.0])), "omega must be > 0"),
+    (lambda: sp.euclidean_kernel([9.0], jnp.array([1.0, 2.0]), 8), "tau must lie"),
+    (lambda: sp.thermal_kernel([1.0], jnp.array([1.0, 2.0]), -1.0), "temperature"),
+    (lambda: sp.noise_covariance(jnp.ones(3), -1e-3), "noise eps must be > 0"),
+    (lambda: sp.noise_covariance(jnp.ones(3), 1e-3, model="poisson"), "noise model"),
+    (lambda: sp.mock_correlator(jax.random.key(0), jnp.ones((3, 4)), jnp.ones(5), jnp.eye(3)), "do not match"),
+    (lambda: sp.mock_spectrum("bw3", jnp.ones(3)), "mock must be one of"),
+    (lambda: sp.mse(np.ones(3), np.ones(4)), "shapes differ"),
+    (lambda: sp.kl_divergence(np.ones(3), -np.ones(3)), "non-negative"),
+    (lambda: sp.make_mock(jax.random.key(0), kernel="laplace"), "kernel must be"),
+])
+def test_bad_inputs_are_refused(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_metrics():
+    truth = np.array([0.0, 1.0, 2.0, 1.0])
+    assert sp.mse(truth + 0.1, truth) == pytest.approx(0.01)
+    assert sp.kl_divergence(truth, truth) == pytest.approx(0.0, abs=1e-14)
+    # p = (0, 1/4, 1/2, 1/4), q = 1/4: KL = 1/2 log 2
+    assert sp.kl_divergence(truth, np.ones(4)) == pytest.approx(0.5 * np.log(2.0), rel=1e-12)
+    rng = np.random.default_rng(0)
+    samples = truth + rng.normal(size=(4000, 4))
+    assert sp.coverage(samples, truth) == 1.0
+    assert sp.coverage(samples, truth + 5.0) == 0.0
+    # a calibrated Gaussian band covers ~95% of many independent points
+    many = rng.normal(size=(2000, 1000))
+    assert abs(sp.coverage(many, rng.normal(size=1000)) - 0.95) < 0.03
+
+
+def test_mem_recovers_breit_wigner_and_stays_positive():
+    """Classic MEM on 100 points: low noise recovers the peak; every draw is positive."""
+    md = sp.make_mock(jax.random.key(0), "bw1", eps=1e-4, n_omega=100)
+    res = mem(md.A, md.data, md.cov, md.weights, n_samples=10)
+    assert np.all(res.rho > 0) and np.all(res.samples > 0)
+    assert sp.mse(res.rho, md.rho) < 3e-3
+    assert abs(float(md.omega[np.argmax(res.rho)]) - 1.93) < 0.4
+    assert res.chi2 / 25 < 2.0
+    best = int(np.argmax(res.log_evidence))
+    assert 0 < best < len(res.alphas) - 1  # the evidence has an interior maximum
+    # more noise -> smoother, worse reconstruction
+    noisy = sp.make_mock(jax.random.key(0), "bw1", eps=1e-2, n_omega=100)
+    res2 = mem(noisy.A, noisy.data, noisy.cov, noisy.weights)
+    assert sp.mse(res2.rho, noisy.rho) > sp.mse(res.rho, md.rho)
+
+
+def test_mem_bad_inputs():
+    md = sp.make_mock(jax.random.key(0), "bw1", eps=1e-3, n_omega=50)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        mem(md.A, md.data[:-1], md.cov, md.weights)
+    with pytest.raises(ValueError, match="positive definite"):
+        mem(md.A, md.data, -md.cov, md.weights)
+    with pytest.raises(ValueError, match="default_model"):
+        mem(md.A, md.data, md.cov, md.weights, default_model=-1.0)
+
+
+def test_representation_round_trip_and_positivity():
+    omega, _ = sp.omega_grid(200)
+    fam = sample_family(jax.random.key(0), 500, omega)
+    assert fam.shape == (500, 200) and bool(jnp.all(fam >= 0)) and bool(jnp.all(fam.max(1) > 0.01))
+    rep = fit_representation(omega, fam, 48)
+    x = rep.encode(fam)
+    np.testing.assert_allclose(np.mean(x, 0), 0.0, atol=1e-6)
+    truth = sp.mock_spectrum("bw1", omega)
+    back = rep.to_rho(rep.encode(truth))
+    assert sp.mse(back, truth) < 2e-3 and sp.kl_divergence(truth, back) < 0.02
+    wild = rep.to_rho(30.0 * jax.random.normal(jax.random.key(1), (48,)))
+    assert bool(jnp.all(wild > 0))
+    P = interpolation_matrix(np.array([0.5, 1.5]), np.array([0.0, 1.0, 2.0]))
+    np.testing.assert_allclose(P, [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])
