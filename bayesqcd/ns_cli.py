@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=500, help="NUTS warm-up iterations per chain (default 500)")
     p.add_argument("--samples", type=int, default=1000, help="draws per chain / from the guide (default 1000)")
     p.add_argument("--target-accept", type=float, default=0.8, help="NUTS target acceptance (default 0.8)")
-    p.add_argument("--svi-steps", type=int, default=3000, help="SVI optimization steps (default 3000)")
+    p.add_argument("--svi-steps", type=int, default=2000, help="SVI optimization steps (default 2000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="results folder (replaced atomically when the run succeeds)")
     p.set_defaults(func=run)
@@ -117,7 +117,7 @@ def load_data(args: argparse.Namespace):
 
 def infer(obs, *, eos: str = "cs2", segments: int = 5, method: str = "nuts", seed: int = 0, chains: int = 4,
           warmup: int = 500, samples: int = 1000, target_accept: float = 0.8, guide: str = "fullrank",
-          svi_steps: int = 3000, progress: bool = True) -> Any:
+          svi_steps: int = 2000, progress: bool = True) -> Any:
     """Run the engine on the neutron-star model; returns InferenceData."""
     import jax
 
@@ -134,9 +134,12 @@ def infer(obs, *, eos: str = "cs2", segments: int = 5, method: str = "nuts", see
         return run_nuts(neutron_star_model, data, prior, key=key, num_warmup=warmup, num_samples=samples,
                         num_chains=chains, target_accept=target_accept, forward_mode=True, progress=progress)
     from bayesqcd.inference.svi import run_svi
+    from bayesqcd.tov import INFERENCE, SolverConfig
 
+    # the ELBO gradient is taken in reverse mode: same tolerances, reverse-mode adjoint
+    reverse = SolverConfig(rtol=INFERENCE.rtol, atol=INFERENCE.atol)
     return run_svi(neutron_star_model, data, prior, key=key, guide=guide, num_steps=svi_steps,
-                   num_draws=samples, progress=progress)
+                   num_draws=samples, progress=progress, config=reverse)
 
 
 def _host_devices(chains: int) -> None:
@@ -147,7 +150,8 @@ def _host_devices(chains: int) -> None:
     while chains % n:
         n -= 1
     if n > 1:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}").strip()
+        flag = f"--xla_force_host_platform_device_count={n}"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -117,13 +117,12 @@ def plot_mass_radius_band(
 
 
 def plot_corner(idata: az.InferenceData, path: str | os.PathLike[str], var_names: Sequence[str] | None = None) -> None:
-    """Pairwise scatter/KDE plot of the EoS parameters (at most 8 components)."""
+    """Pairwise KDE plot of the EoS parameters (of a network's weights, the first six)."""
     plt = pyplot()
     names = list(var_names or parameter_names(idata))
-    n_comp = sum(int(np.prod(idata.posterior[n].shape[2:])) for n in names)
     coords = {}
-    if n_comp > 8 and "nn_weights" in names:  # a network: show its first weights only
-        coords = {"nn_weights_dim_0": list(range(max(1, 8 - (n_comp - idata.posterior["nn_weights"].shape[2]))))}
+    if "nn_weights" in names:  # a network: show its first six weights only
+        coords = {"nn_weights_dim_0": list(range(min(6, idata.posterior["nn_weights"].shape[2])))}
     axes = az.plot_pair(idata, var_names=names, coords=coords or None, kind="kde", marginals=True,
                         kde_kwargs={"contourf_kwargs": {"cmap": "Blues"}}, textsize=9)
     fig = np.ravel(axes)[0].get_figure()

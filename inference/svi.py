@@ -91,7 +91,8 @@ def run_svi(
     """
     if guide not in GUIDES:
         raise ValueError(f"guide = {guide!r}; choose one of {sorted(GUIDES)}")
-    for name, value in (("num_steps", num_steps), ("num_draws", num_draws), ("num_particles", num_particles)):
+    for name, value in (("num_steps", num_steps), ("num_draws", num_draws),
+                        ("num_particles", num_particles)):
         if int(value) < 1:
             raise ValueError(f"{name} = {value} must be >= 1")
     if not learning_rate > 0:

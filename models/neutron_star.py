@@ -42,7 +42,7 @@ from bayesqcd import units
 from bayesqcd.data import MRLikelihood, ObservationSet, mr_likelihood
 from bayesqcd.data.likelihood import _two_piece_logpdf
 from bayesqcd.eos import piecewise_polytrope, sound_speed
-from bayesqcd.eos.sound_speed import N_LAST, N_MATCH, default_bounds
+from bayesqcd.eos.sound_speed import default_bounds
 from bayesqcd.eos.table import EoSTable
 from bayesqcd.tov import INFERENCE, SolverConfig, mass_radius_curve
 
@@ -231,24 +231,30 @@ def neutron_star_model(
     numpyro.deterministic("R_of_M", r_of(jnp.asarray(M_GRID)))
     if data is None:
         return
-    # the heaviest stable star on the grid (at_mass is defined up to it)
-    m_top = jnp.max(jnp.where(curve.stable & curve.stars.valid, curve.stars.M, -jnp.inf))
-    ok = curve.valid & (m_top > m_min + 0.05)
+    # the heaviest stable star on the grid (at_mass is defined up to it); when the mass still
+    # grows at the top of the table (a soft last segment), that star -- central density
+    # 12 n_0 for the c_s^2 priors -- is taken as the heaviest (the prior's density range)
+    # rather than rejecting the EoS, so the posterior has no cliff there
+    top = jnp.argmax(jnp.where(curve.stable & jnp.isfinite(curve.stars.M), curve.stars.M, -jnp.inf))
+    m_top = curve.stars.M[top]
+    ok = curve.stars.valid[top] & (m_top > m_min + 0.05)
     m_top = jnp.where(ok, m_top, m_min + 1.0)
     m_tov = jnp.where(ok, m_tov, m_min + 1.0)
     log_norm = -jnp.log(m_tov - m_min)
     terms = []
     if data.mr is not None:
         u = jnp.linspace(0.0, 1.0, n_mass)
-        ms = m_min + (m_top - m_min) * u
+        ms = jnp.minimum(m_min + (m_top - m_min) * u, m_top)  # no rounding past the top
         rs = r_of(ms)
         w = jnp.full(n_mass, 1.0).at[jnp.array([0, -1])].set(0.5) * (m_top - m_min) / (n_mass - 1)
-        logp = data.mr.log_prob(ms, jnp.where(jnp.isfinite(rs), rs, 12.0))  # (n_sources, K)
+        radii_ok = jnp.all(jnp.isfinite(rs))
+        ok = ok & radii_ok  # (a placeholder radius keeps the excluded case NaN-free)
+        logp = data.mr.log_prob(ms, jnp.where(radii_ok, rs, 12.0))  # (n_sources, K)
         terms.append(logsumexp(logp + jnp.log(w), axis=-1) + log_norm)
     if data.radio_mean.size:
         terms.append(
-            _log_diff_ndtr((m_tov - data.radio_mean) / data.radio_sigma, (m_min - data.radio_mean) / data.radio_sigma)
-            + log_norm
+            _log_diff_ndtr((m_tov - data.radio_mean) / data.radio_sigma,
+                           (m_min - data.radio_mean) / data.radio_sigma) + log_norm
         )
     if data.tidal.shape[0]:
         lam = jnp.where(jnp.isfinite(lam14) & ok, lam14, 300.0)

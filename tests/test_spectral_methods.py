@@ -18,9 +18,9 @@ PEAK = float(np.sqrt(4.0 - 0.25))  # maximum of the BW (M = 2, Gamma = 0.5) is n
 
 
 def small_cfg(**kw):
-    base = dict(mock="bw1", eps=1e-4, n_omega=N_OMEGA, num_warmup=150, num_samples=100,
-                num_chains=1, max_tree_depth=8, gp_modes=24, nn_width=8, nn_depth=1,
-                prior_k=24, prior_width=64, prior_steps=1500, prior_family=4000,
+    base = dict(mock="bw1", eps=1e-4, n_omega=N_OMEGA, num_warmup=100, num_samples=60,
+                num_chains=1, max_tree_depth=6, gp_modes=24, nn_width=8, nn_depth=1,
+                prior_k=24, prior_width=64, prior_steps=3000, prior_family=4000,
                 score_samples=60, sampler_steps=100, dp_warmup=30, dp_samples=20, dp_tree_depth=4,
                 mem_samples=5)
     base.update(kw)
@@ -63,18 +63,42 @@ def test_method_recovers_single_peak(problem, method, mse_max):
 
 
 def test_score_posterior_recovers_single_peak(problem, prior):
-    """The trained prior is tiny (1500 steps, 24 coarse points): the check is loose."""
-    cfg, mock = problem
+    """The trained prior is tiny (3000 steps, 24 coarse points) and, sampled by itself, sends a
+    few draws far off the family (|x| > 20); with sharp data (eps <= 1e-4) the guided sampler
+    then loses about half its draws (see the slow test for a full-size prior). Here: eps = 1e-2,
+    the posterior median, a bounded runaway fraction, and a comparison with the prior's fit."""
+    from bayesqcd.spectral_experiment import make_problem
+
+    cfg, _ = problem
+    cfg = small_cfg(eps=1e-2)
+    mock = make_problem(cfg)
     idata = run_method("score", mock, cfg, key=jax.random.key(1), prior=prior, progress=False)
-    m = recovered(idata, mock, 1e-2)
-    # the data pull the samples: the posterior fits the data far better than the prior does
+    m = evaluate(idata, mock)
+    rho = np.asarray(idata.posterior["rho"].values).reshape(-1, N_OMEGA)
+    assert np.all(rho >= 0) and not np.any(np.isnan(rho))  # exp(.) >= 0 (> 0 up to underflow)
+    assert m["runaway_fraction"] <= 0.2, m
+    med = np.median(rho, axis=0)
+    assert sp.mse(med, mock.rho) < 1e-2
+    assert abs(float(mock.omega[np.argmax(med)]) - PEAK) < 0.5
     from bayesqcd.diffusion.sampling import sample_h
 
     xs = sample_h(prior.score, prior.sde, jax.random.key(0), 60, 1.0, shape=(cfg.prior_k,), method="euler",
                   n_steps=100)
     prior_rho = jax.vmap(prior.representation.to_rho)(xs.astype(mock.A.dtype))
-    prior_mse = sp.mse(np.asarray(prior_rho).mean(0), mock.rho)
-    assert m["mse"] < 0.5 * prior_mse
+    assert sp.mse(med, mock.rho) < 0.5 * sp.mse(np.median(np.asarray(prior_rho), 0), mock.rho)
+
+
+@pytest.mark.slow
+def test_score_posterior_low_noise_full_size_prior():
+    """eps = 1e-4 with the CLI's prior (64 coarse points, width 256, 15000 steps, 500 omega
+    points): the posterior mean recovers the peak and the band covers the truth."""
+    from bayesqcd.spectral_experiment import make_problem
+
+    cfg = SpectralConfig(mock="bw1", eps=1e-4, prior_steps=15000, score_samples=200)
+    mock = make_problem(cfg)
+    p, _ = train_prior(mock.omega, cfg, key=jax.random.key(1), progress=False)
+    m = evaluate(run_method("score", mock, cfg, key=jax.random.key(2), prior=p, progress=False), mock)
+    assert m["runaway_fraction"] < 0.05 and m["mse"] < 3e-3 and m["coverage"] > 0.8, m
 
 
 def test_diffusion_prior_nuts_runs_and_fits(problem, prior):
@@ -82,7 +106,7 @@ def test_diffusion_prior_nuts_runs_and_fits(problem, prior):
     draws only (each gradient is an ODE solve), started at the representation of the MEM
     solution; they stay positive and keep the peak."""
     cfg, mock = problem
-    cfg = small_cfg(dp_warmup=10, dp_samples=5, dp_tree_depth=3)
+    cfg = small_cfg(dp_warmup=5, dp_samples=5, dp_tree_depth=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)
         idata = run_method("diffusion-prior", mock, cfg, key=jax.random.key(1), prior=prior, progress=False)
