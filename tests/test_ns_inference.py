@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import diffrax
@@ -41,11 +42,11 @@ def real():
     return obs, ns_data(obs)
 
 
-@jax.jit
-def _sites(data, cs2):
+@functools.partial(jax.jit, static_argnames="config")
+def _sites(data, cs2, config=tov.INFERENCE):
     """Values of the model's sites (and the log-likelihood) at the c_s^2 parameters ``cs2``."""
     model = handlers.substitute(handlers.seed(neutron_star_model, 0), {"cs2": cs2})
-    tr = handlers.trace(model).get_trace(data, SoundSpeedPrior())
+    tr = handlers.trace(model).get_trace(data, SoundSpeedPrior(), config=config)
     out = {k: v["value"] for k, v in tr.items() if v["type"] == "deterministic"}
     out["log_lik"] = tr["observations"]["fn"].log_prob(0.0)
     return out
@@ -57,10 +58,11 @@ def test_likelihood_equals_direct_quadrature(real):
     tr = _sites(data, CS2)
     curve = tov.mass_radius_curve(E.sound_speed(CS2), 200)
     m_tov = float(curve.M_max)
-    assert float(tr["M_TOV"]) == pytest.approx(m_tov, abs=2e-3)
-    assert float(tr["R_1.4"]) == pytest.approx(float(curve.at_mass(1.4)), abs=2e-3)
+    # the model solves at rtol 1e-3 (tov.INFERENCE): M_TOV to 5e-3, R to 20 m, Lambda to 0.5%
+    assert float(tr["M_TOV"]) == pytest.approx(m_tov, abs=6e-3)
+    assert float(tr["R_1.4"]) == pytest.approx(float(curve.at_mass(1.4)), abs=0.025)
     lam = float(curve.at_mass(1.4, "Lambda"))
-    assert float(tr["Lambda_1.4"]) == pytest.approx(lam, rel=1e-3)
+    assert float(tr["Lambda_1.4"]) == pytest.approx(lam, rel=6e-3)
     # reference: trapezoid on 600 masses up to the heaviest stable star, scipy for the radio masses
     m_top = float(np.max(np.where(curve.stable, curve.stars.M, -np.inf)))
     ms = np.linspace(M_MIN, m_top, 600)
@@ -73,8 +75,10 @@ def test_likelihood_equals_direct_quadrature(real):
         mass_in = stats.norm.cdf(m_tov, r.mean, r.sigma) - stats.norm.cdf(M_MIN, r.mean, r.sigma)
         total += np.log(mass_in / (m_tov - M_MIN))
     total += float(obs.tidal[0].dist.distribution().log_prob(lam))
-    # 128 masses: the trapezoid error (mostly at the kinks of the two-piece normals) is < 0.05 nats
-    assert float(tr["log_lik"]) == pytest.approx(total, abs=0.05)
+    # with precise stars, the 128-mass trapezoid of the model (its error sits mostly at the kinks
+    # of the two-piece normals) is within 0.05 nats of the reference
+    precise = _sites(data, CS2, config=PRECISE)
+    assert float(precise["log_lik"]) == pytest.approx(total, abs=0.05)
 
 
 def test_deterministic_grids_are_physical(real):
