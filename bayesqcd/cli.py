@@ -13,6 +13,7 @@ import sys
 
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "bayesqcd.ns_cli",
+    "bayesqcd.regression_cli",
     "bayesqcd.tov_cli",
     "bayesqcd.diffusion.cli",
     "bayesqcd.spectral_cli",

@@ -26,15 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "mass-radius measurements, radio pulsar masses and the GW170817 tidal constraint, and "
         "write posterior.nc, summary.json, summary.csv and figures to --out.",
     )
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", default="real", metavar="real|FILE",
-                     help="'real' (the shipped observations, default) or a table with the columns "
-                     "kind,name,quantity,median,lower,upper,cl,use,source")
-    src.add_argument("--mock", metavar="EOS", help="mock observations from a named EoS (SLy, APR4, MPA1, H4, WFF1)")
-    p.add_argument("--mr-samples", action="append", default=[], metavar="NAME=FILE",
-                   help="posterior (M, R) samples of source NAME (replaces its summary; repeatable)")
-    p.add_argument("--alternatives", action="store_true", help="also use the alternative analyses (use=0 rows)")
-    p.add_argument("--n-obs", type=int, default=6, help="mock mass-radius sources (default 6)")
+    add_data_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="random seed (mock data and sampler)")
     p.add_argument("--eos", choices=EOS_CHOICES, default="cs2",
                    help="EoS prior: speed-of-sound segments (default), piecewise polytrope, neural network")
@@ -49,6 +41,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="results folder (replaced atomically when the run succeeds)")
     p.set_defaults(func=run)
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The options choosing the observations (shared by the neutron-star subcommands)."""
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", default="real", metavar="real|FILE",
+                     help="'real' (the shipped observations, default) or a table with the columns "
+                     "kind,name,quantity,median,lower,upper,cl,use,source")
+    src.add_argument("--mock", metavar="EOS", help="mock observations from a named EoS (SLy, APR4, MPA1, H4, WFF1)")
+    p.add_argument("--mr-samples", action="append", default=[], metavar="NAME=FILE",
+                   help="posterior (M, R) samples of source NAME (replaces its summary; repeatable)")
+    p.add_argument("--alternatives", action="store_true", help="also use the alternative analyses (use=0 rows)")
+    p.add_argument("--n-obs", type=int, default=6, help="mock mass-radius sources (default 6)")
 
 
 def mock_observations(eos_name: str, n_obs: int, seed: int, sigma_M: float = 0.1, sigma_R: float = 0.5):

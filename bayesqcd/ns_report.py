@@ -9,7 +9,7 @@ drawn as their credible regions), ``corner.png`` (EoS parameters) and ``R14.png`
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +161,8 @@ def write_results(
     settings: Mapping[str, Any] | None = None,
     diagnostics: Mapping[str, Any] | None = None,
     truth: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    write_extra: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write the results folder ``out`` atomically (nothing is left behind if anything fails).
 
@@ -172,6 +174,9 @@ def write_results(
         diagnostics: :func:`bayesqcd.inference.results.diagnostics` of the run.
         truth: for mock data: scalar true values (``R_1.4``, ``M_TOV``, ``Lambda_1.4``) and
             optionally ``curves`` = dict(p_of_eps, cs2_of_n, R, M) for the figures.
+        extra: more entries for ``summary.json`` (e.g. a regression's validation errors).
+        write_extra: called with the (temporary) folder to add more files before it is
+            moved into place.
     """
     truth = dict(truth or {})
     curves = truth.pop("curves", None)
@@ -182,6 +187,7 @@ def write_results(
         "settings": dict(settings or {}),
         "observations": observations.table() if observations is not None else None,
         "versions": versions(),
+        **dict(extra or {}),
     }
     with atomic_results_dir(out) as tmp:
         idata.to_netcdf(str(tmp / "posterior.nc"))
@@ -195,4 +201,6 @@ def write_results(
         plot_r14(idata, tmp / "R14.png", truth.get("R_1.4"))
         if "elbo" in idata.groups():
             plot_elbo(idata, tmp / "elbo.png")
+        if write_extra is not None:
+            write_extra(tmp)
     return Path(out)

@@ -44,7 +44,7 @@ from bayesqcd.data.likelihood import _two_piece_logpdf
 from bayesqcd.eos import piecewise_polytrope, sound_speed
 from bayesqcd.eos.sound_speed import default_bounds
 from bayesqcd.eos.table import EoSTable
-from bayesqcd.tov import INFERENCE, SolverConfig, mass_radius_curve
+from bayesqcd.tov import INFERENCE, MRCurve, SolverConfig, mass_radius_curve
 
 M_MIN: float = 0.9
 """Lower end [M_sun] of the uniform neutron-star mass prior (below every measured mass by > 3 sigma)."""
@@ -195,6 +195,25 @@ def eos_curves(eos: EoSTable) -> tuple[Array, Array]:
     return p_of_eps, cs2_of_n
 
 
+def derived_quantities(eos: EoSTable, curve: MRCurve) -> dict[str, Array]:
+    """The quantities every EoS result reports (the model's deterministic sites).
+
+    ``M_TOV`` [M_sun], ``R_TOV`` [km], ``R_1.4`` [km], ``Lambda_1.4``, ``p_of_eps``
+    [MeV fm^-3] on :data:`EPS_GRID`, ``cs2_of_n`` on :data:`N_GRID`, ``R_of_M`` [km] on
+    :data:`M_GRID` (NaN above M_TOV). Pure JAX: ``jax.vmap`` it over a batch of EoS.
+    """
+    p_of_eps, cs2_of_n = eos_curves(eos)
+    return {
+        "M_TOV": curve.M_max,
+        "R_TOV": curve.R_at_M_max,
+        "R_1.4": curve.at_mass(1.4, "R"),
+        "Lambda_1.4": curve.at_mass(1.4, "Lambda"),
+        "p_of_eps": p_of_eps,
+        "cs2_of_n": cs2_of_n,
+        "R_of_M": jax.vmap(lambda m: curve.at_mass(m, "R"))(jnp.asarray(M_GRID)),
+    }
+
+
 def neutron_star_model(
     data: NSData | None = None,
     eos_prior: Callable[[], EoSTable] = SoundSpeedPrior(),
@@ -219,16 +238,11 @@ def neutron_star_model(
     """
     eos = eos_prior()
     curve = mass_radius_curve(eos, n_points, config=config, zoom_levels=0)
+    for name, value in derived_quantities(eos, curve).items():
+        numpyro.deterministic(name, value)
     m_tov = curve.M_max
+    lam14 = curve.at_mass(1.4, "Lambda")
     r_of = jax.vmap(lambda m: curve.at_mass(m, "R"))
-    numpyro.deterministic("M_TOV", m_tov)
-    numpyro.deterministic("R_TOV", curve.R_at_M_max)
-    numpyro.deterministic("R_1.4", curve.at_mass(1.4, "R"))
-    lam14 = numpyro.deterministic("Lambda_1.4", curve.at_mass(1.4, "Lambda"))
-    p_of_eps, cs2_of_n = eos_curves(eos)
-    numpyro.deterministic("p_of_eps", p_of_eps)
-    numpyro.deterministic("cs2_of_n", cs2_of_n)
-    numpyro.deterministic("R_of_M", r_of(jnp.asarray(M_GRID)))
     if data is None:
         return
     # the heaviest stable star on the grid (at_mass is defined up to it); when the mass still

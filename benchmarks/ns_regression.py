@@ -1,0 +1,104 @@
+"""Benchmark: amortized neural regression of the neutron-star EoS against NUTS.
+
+    python benchmarks/ns_regression.py                    # defaults of `bayesqcd ns-regression`
+    python benchmarks/ns_regression.py --n-train 2000 --nuts-samples 100
+
+Measures, in one run on the shipped observations:
+
+* training-set generation: EoS solved per second (32-star curves, batches of 256), against
+  solving the same EoS one jitted call at a time (the baseline);
+* training: wall time of the MLP ensemble (with augmentation), against the polynomial fit;
+* inference on a data set: one jitted ensemble call, and the full result (100 input draws
+  per member with their M-R curves), against a NUTS run on the same data (its wall time,
+  compilation included, and per effective sample);
+
+and prints the ratios last (amortization ratio = NUTS time / regression time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n-train", type=int, default=4000)
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--sequential", type=int, default=64, help="EoS solved one at a time for the baseline")
+    p.add_argument("--nuts-chains", type=int, default=1)
+    p.add_argument("--nuts-warmup", type=int, default=200)
+    p.add_argument("--nuts-samples", type=int, default=200)
+    args = p.parse_args(argv)
+
+    import jax
+    import numpy as np
+
+    from bayesqcd import ns_report
+    from bayesqcd.data import load_observations
+    from bayesqcd.inference.regression import MLPRegressor, PolynomialRegressor
+    from bayesqcd.inference.results import diagnostics
+    from bayesqcd.ns_cli import infer
+    from bayesqcd.ns_regression import apply_regressor
+    from bayesqcd.ns_training import AugmentedSet, ObservationModel, generate_eos_set, observed_inputs, solve_batch
+
+    obs = load_observations()
+    om = ObservationModel(n_stars=len(obs.mr))
+    x_obs = observed_inputs(obs, om.n_stars)
+    print(f"devices: {jax.local_device_count()} x {jax.devices()[0].platform}", flush=True)
+
+    # --- training-set generation: batched vs one EoS per call
+    train, gen = generate_eos_set(jax.random.key(0), args.n_train, 5, om, progress=False)
+    val, _ = generate_eos_set(jax.random.key(1), 500, 5, om, progress=False)
+    cs2 = jax.random.uniform(jax.random.key(2), (args.sequential, 5))
+    u = jax.random.uniform(jax.random.key(3), (args.sequential, om.n_stars))
+    jax.block_until_ready(solve_batch(cs2[:1], u[:1], om.m_min))  # compile the one-EoS shape
+    start = time.perf_counter()
+    for i in range(args.sequential):
+        jax.block_until_ready(solve_batch(cs2[i:i + 1], u[i:i + 1], om.m_min))
+    seq_rate = args.sequential / (time.perf_counter() - start)
+    print(f"\ntraining set: {gen.n_kept} of {gen.n_drawn} EoS kept ({gen.n_dropped} dropped), "
+          f"{gen.eos_per_second:.0f} EoS/s batched (first batch with compilation {gen.first_batch_s:.1f} s), "
+          f"{seq_rate:.1f} EoS/s one at a time", flush=True)
+
+    # --- training
+    data = AugmentedSet(train, jax.random.key(4), 20, om)
+    vset = AugmentedSet(val, jax.random.key(5), 1, om)
+    start = time.perf_counter()
+    nn = MLPRegressor(n_steps=args.steps).fit(data, jax.random.key(6), val=vset, progress=False)
+    t_nn = time.perf_counter() - start
+    start = time.perf_counter()
+    PolynomialRegressor(2).fit(data)
+    t_poly = time.perf_counter() - start
+    print(f"training: MLP ensemble ({nn.n_members} x {nn.history['steps']} steps) {t_nn:.1f} s, "
+          f"polynomial {t_poly:.1f} s", flush=True)
+
+    # --- inference on the real data
+    start = time.perf_counter()
+    idata = apply_regressor(nn, x_obs, jax.random.key(7), 100)
+    t_full = time.perf_counter() - start
+    t_call = idata.posterior.attrs["inference_time_s"]
+    nuts = infer(obs, method="nuts", chains=args.nuts_chains, warmup=args.nuts_warmup,
+                 samples=args.nuts_samples, progress=False)
+    t_nuts = nuts.posterior.attrs["wall_time_s"]
+    ess = diagnostics(nuts, ns_report.parameter_names(nuts))["min_ess_bulk"]
+    print(f"inference: one ensemble call {1e3 * t_call:.3f} ms; full result with M-R curves "
+          f"({idata.posterior.sizes['chain']} x {idata.posterior.sizes['draw']} draws) {t_full:.1f} s; "
+          f"NUTS {args.nuts_chains} x {args.nuts_samples} ({args.nuts_warmup} warm-up) {t_nuts:.1f} s, "
+          f"min bulk ESS {ess:.0f}", flush=True)
+    for name, h in ns_report.headline(idata).items():
+        hn = ns_report.headline(nuts)[name]
+        print(f"  {name:11s} regression {h['median']:8.3f} {np.round(h['ci68'], 3)}   "
+              f"NUTS {hn['median']:8.3f} {np.round(hn['ci68'], 3)}")
+
+    print("\nratios")
+    print(f"  generation, batched / one at a time           {gen.eos_per_second / seq_rate:10.1f}")
+    print(f"  training, MLP ensemble / polynomial            {t_nn / t_poly:10.1f}")
+    print(f"  amortization, NUTS / one ensemble call         {t_nuts / t_call:10.3g}")
+    print(f"  amortization, NUTS / full regression result    {t_nuts / t_full:10.1f}")
+    print(f"  NUTS / (training set + training + result)      {t_nuts / (gen.wall_time_s + t_nn + t_full):10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
