@@ -13,6 +13,7 @@ the same derived quantities as the Bayesian posterior, as ``arviz.InferenceData`
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -118,7 +119,7 @@ def train_regressors(settings: RegressionSettings = RegressionSettings(), *,
             False: AugmentedSet(train_set, keys[3], 1, s.obs_model)}
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
-        ckpt.mkdir(parents=True, exist_ok=True)
+        _claim_checkpoints(ckpt, s)
     fitted, training = {}, {}
     for name in FITS:
         augmented = name.endswith("_aug")
@@ -138,6 +139,21 @@ def train_regressors(settings: RegressionSettings = RegressionSettings(), *,
         training[name]["wall_time_s"] = time.perf_counter() - start
     validation = {name: validate(fitted[name], val, s.n_mr_check) for name in FITS}
     return RegressionStudy(s, fitted, validation, training, {"train": gen_train, "val": gen_val})
+
+
+def _claim_checkpoints(folder: Path, settings: RegressionSettings) -> None:
+    """Create ``folder`` for the checkpoints of ``settings``, or check that the checkpoints
+    already there were made with the same settings (resuming others would be wrong)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / "settings.json"
+    mine = json.dumps(settings.to_dict(), sort_keys=True)
+    if stamp.exists():
+        theirs = json.dumps(json.loads(stamp.read_text()), sort_keys=True)
+        if theirs != mine:
+            raise ValueError(f"the checkpoints in {folder} were made with other settings ({stamp}); "
+                             f"pass another --checkpoint-dir or delete that folder")
+    else:
+        stamp.write_text(mine)
 
 
 def validate(fitted: Any, val: AugmentedSet, n_mr_check: int) -> dict[str, Any]:

@@ -271,3 +271,12 @@ def test_apply_and_compare_write_complete_results(tmp_path, eos_sets):
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "missing"), "--out", str(tmp_path / "c2")]) == 2
     assert not (tmp_path / "c2").exists()
     assert main(["ns-regression", "--steps", "0", "--out", str(tmp_path / "r")]) == 2
+
+
+def test_checkpoints_of_other_settings_are_not_resumed(tmp_path):
+    from bayesqcd.ns_regression import RegressionSettings, _claim_checkpoints
+
+    _claim_checkpoints(tmp_path, RegressionSettings())
+    _claim_checkpoints(tmp_path, RegressionSettings())  # same settings: resume
+    with pytest.raises(ValueError, match="other settings"):
+        _claim_checkpoints(tmp_path, RegressionSettings(n_train=100))
