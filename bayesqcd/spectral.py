@@ -261,18 +261,14 @@ def kl_divergence(rho_true: ArrayLike, rho_hat: ArrayLike, weights: ArrayLike | 
         return float(np.sum(p[mask] * (np.log(p[mask]) - np.log(q[mask]))))
 
 
-def credible_band(samples: ArrayLike, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-tailed ``level`` band of ``samples`` ``(n, n_omega)``, pointwise."""
+def coverage(samples: ArrayLike, rho_true: ArrayLike, level: float = 0.95) -> float:
+    """Fraction of grid points where the truth lies in the pointwise equal-tailed ``level`` band
+    of ``samples`` ``(n, n_omega)`` (:func:`bayesqcd.report.credible_band`)."""
+    from bayesqcd.report import credible_band
+
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    s = _as_np(samples)
-    a = 0.5 * (1 - level)
-    return np.quantile(s, a, axis=0), np.quantile(s, 1 - a, axis=0)
-
-
-def coverage(samples: ArrayLike, rho_true: ArrayLike, level: float = 0.95) -> float:
-    """Fraction of grid points where the truth lies in the pointwise ``level`` band."""
-    lo, hi = credible_band(samples, level)
+    lo, hi = credible_band(_as_np(samples), levels=(level,))[level]
     t = _as_np(rho_true)
     if t.shape != lo.shape:
         raise ValueError(f"samples (n, {lo.shape}) and truth {t.shape} do not match")

@@ -22,6 +22,11 @@ import json
 from pathlib import Path
 
 
+def _fmt(x: float | None, spec: str) -> str:
+    """A metric for the table; ``summary.json`` stores non-finite values (run-away draws) as null."""
+    return "non-finite" if x is None else format(x, spec)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
@@ -52,19 +57,24 @@ def main() -> None:
         rc = cli(["spectral", "--mock", mock, "--method", methods, "--eps", eps, "--out", str(folder)] + common)
         if rc:
             raise SystemExit(f"bayesqcd spectral failed for {mock} ({methods})")
+    tabulate([(mock, folder) for mock, folder, _, _ in runs], out)
 
+
+def tabulate(runs: list[tuple[str, Path]], out: Path) -> None:
+    """One table (OUT/table.md) and the metrics-vs-noise figure from the runs' summary.json."""
     rows = ["| mock | method | eps | MSE | KL | 95% coverage | wall time [s] |", "|---|---|---|---|---|---|---|"]
     curves: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
-    for mock, folder, _, _ in runs:
+    for mock, folder in runs:
         s = json.loads((folder / "summary.json").read_text())
         for label, per_method in s["results"].items():
             for method, r in per_method.items():
                 if "failed" in r:
                     rows.append(f"| {mock} | {method} | {label} | failed | | | |")
                     continue
-                rows.append(f"| {mock} | {method} | {label} | {r['mse']:.2e} | {r['kl']:.3f} | "
-                            f"{r['coverage']:.2f} | {r['wall_time_s']:.1f} |")
-                curves.setdefault((mock, method), []).append((float(label), r["mse"], r["coverage"]))
+                rows.append(f"| {mock} | {method} | {label} | {_fmt(r['mse'], '.2e')} | {_fmt(r['kl'], '.3f')} | "
+                            f"{_fmt(r['coverage'], '.2f')} | {r['wall_time_s']:.1f} |")
+                mse = float("nan") if r["mse"] is None else r["mse"]
+                curves.setdefault((mock, method), []).append((float(label), mse, r["coverage"]))
     (out / "table.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
 

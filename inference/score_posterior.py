@@ -15,7 +15,15 @@ Guidance (``guidance=``):
   moment projected diffusions"): ``p(y | x_t) ~ N(y; A(x0_hat), C + J Sigma_t J^T)`` with
   ``J = dA/dx`` at ``x0_hat``, so
   ``grad log p(y | x_t) = (1/alpha_t) (I + sigma_t^2 grad s)^T J^T M^{-1} (y - A(x0_hat))``,
-  ``M = C + J Sigma_t J^T`` (its prior part projected onto the positive semi-definite cone).
+  ``M = C + J Sigma_t J^T``, solved in noise-whitened form: with ``C = L L^T``, ``G = L^{-1} J``,
+  ``J^T M^{-1} r = G^T (I + L^{-1} J Sigma_t J^T L^{-T})^{-1} L^{-1} r``; the prior part is
+  projected onto the positive semi-definite cone (a learned score's Jacobian can make it
+  indefinite), so the matrix is ``>= I`` and its exact Cholesky pivots are ``>= 1``. When
+  ``G G^T`` spans many more orders of magnitude than round-off allows (a smooth kernel and tiny
+  noise), cancellation ruins later pivots: a computed pivot below 1/2 counts as a breakdown and
+  that state's guidance at that time is dropped (as below); flooring such pivots instead
+  applies a finite but wrong correction, and a third of the spectral draws ran away. No LAPACK kernel runs inside the samplers'
+  loops (see :func:`_cholesky` for why).
   For a Gaussian prior and linear ``A`` this is the exact posterior score at every ``t``, so the
   probability-flow ODE (``solver="ode"``) then samples the exact Gaussian posterior up to the
   ODE tolerance and ``p_T ~ N(0, I)``.
@@ -64,11 +72,53 @@ def _finite_or_zero(g: Array) -> Array:
     return jnp.where(jnp.all(jnp.isfinite(g)), g, jnp.zeros_like(g))
 
 
-def _psd(m: Float[Array, "n n"]) -> Float[Array, "n n"]:
-    """Symmetric part of ``m`` with negative eigenvalues set to zero."""
+def _cholesky(m: Float[Array, "n n"], floor: Float[Array, " n"]) -> Float[Array, "n n"]:
+    """Lower ``L`` with ``L L^T = sym(m)``: Cholesky column by column in plain JAX ops; ``NaN``
+    (a breakdown, like LAPACK's) if a pivot ``d_j`` falls below ``floor_j``, a lower bound the
+    caller knows the exact pivots obey (so a smaller one is round-off by cancellation).
+
+    Written out instead of ``jnp.linalg``: under ``vmap`` inside a compiled loop, jaxlib 0.10's
+    batched LAPACK kernels on CPU fan their batch out into XLA's intra-op thread pool and block
+    a pool thread until it is done; when as many such kernels run at once as the pool has
+    threads (two, on a two-core machine), no thread is left to do the work and the program
+    deadlocks (0% CPU, every thread in a futex wait). The sampler therefore runs no LAPACK
+    call inside its loops."""
     m = 0.5 * (m + m.T)
-    lam, v = jnp.linalg.eigh(m)
-    return (v * jnp.maximum(lam, 0.0)) @ v.T
+    idx = jnp.arange(m.shape[0])
+
+    def column(j, L):
+        lj = L[j]  # row j: entries k < j are final, the rest still zero
+        d = m[j, j] - lj @ lj
+        ljj = jnp.where(d >= floor[j], jnp.sqrt(jnp.abs(d)), jnp.nan)
+        c = (m[:, j] - L @ lj) / ljj
+        return L.at[:, j].set(jnp.where(idx > j, c, jnp.where(idx == j, ljj, 0.0)))
+
+    return jax.lax.fori_loop(0, m.shape[0], column, jnp.zeros_like(m))
+
+
+def _cho_solve(L: Float[Array, "n n"], b: Float[Array, " n"]) -> Float[Array, " n"]:
+    """``(L L^T)^{-1} b`` by forward and back substitution (plain JAX ops, see :func:`_cholesky`)."""
+    n = b.shape[0]
+    z = jax.lax.fori_loop(0, n, lambda j, z: z.at[j].set((b[j] - L[j] @ z) / L[j, j]), jnp.zeros_like(b))
+    return jax.lax.fori_loop(
+        0, n, lambda i, x: x.at[n - 1 - i].set((z[n - 1 - i] - L[:, n - 1 - i] @ x) / L[n - 1 - i, n - 1 - i]),
+        jnp.zeros_like(b))
+
+
+def _psd_part(m: Float[Array, "n n"], n_iter: int = 100) -> Float[Array, "n n"]:
+    """Projection of ``sym(m)`` onto the positive semi-definite cone, ``(S + S sign(S)) / 2``
+    (negative eigenvalues set to zero), with the matrix sign function from the Newton-Schulz
+    iteration ``X <- X (3 I - X^2) / 2`` started at ``S / |S|_F`` (plain matrix products, no
+    LAPACK; see :func:`_cholesky`). Each step multiplies a small eigenvalue ratio by 1.5 until
+    it nears 1, so ``n_iter = 100`` resolves every eigenvalue above ``~1e-17 |S|_F`` (round-off);
+    a smaller one keeps part of its sign, an error of at most its own size."""
+    S = 0.5 * (m + m.T)
+    eye = jnp.eye(S.shape[0], dtype=S.dtype)
+    norm = jnp.sqrt(jnp.sum(S * S))
+    X = jax.lax.fori_loop(0, n_iter, lambda _, X: 0.5 * X @ (3.0 * eye - X @ X),
+                          S / jnp.where(norm > 0, norm, 1.0))
+    SX = S @ X
+    return 0.5 * S + 0.25 * (SX + SX.T)
 
 
 class TweedieGuidedScore(eqx.Module):
@@ -92,9 +142,20 @@ class TweedieGuidedScore(eqx.Module):
     y: Float[Array, " m"]
     cov: Float[Array, "m m"]
     shape: tuple[int, ...] = eqx.field(static=True)
-    covariance: str = eqx.field(static=True, default="jacobian")
-    prior_var: float = eqx.field(static=True, default=1.0)
-    x0_clip: float | None = eqx.field(static=True, default=None)
+    covariance: str = eqx.field(static=True)
+    prior_var: float = eqx.field(static=True)
+    x0_clip: float | None = eqx.field(static=True)
+    whiten: Float[Array, "m m"]  # L^{-1} for cov = L L^T
+
+    def __init__(self, score, sde, forward, y, cov, shape, covariance="jacobian", prior_var=1.0,
+                 x0_clip=None):
+        self.score, self.sde, self.forward, self.y, self.cov = score, sde, forward, y, cov
+        self.shape, self.covariance, self.prior_var, self.x0_clip = tuple(shape), covariance, prior_var, x0_clip
+        self.whiten = _whitener(cov)
+
+    @property
+    def _ones(self):
+        return jnp.ones(self.y.shape[0], dtype=self.y.dtype)
 
     def _s(self, x, t):
         return jnp.reshape(self.score(jnp.reshape(x, self.shape), t), (-1,))
@@ -112,13 +173,16 @@ class TweedieGuidedScore(eqx.Module):
         J = jax.vmap(lambda e: A_vjp(e)[0])(jnp.eye(y_hat.shape[0], dtype=x.dtype))  # (m, D)
         if self.covariance == "isotropic":  # Sigma_t = r^2 I, d x0_hat / dx = a r^2 / s2 I
             r2 = self.prior_var * s2 / (a**2 * self.prior_var + s2)
-            M = self.cov + r2 * (J @ J.T)
-            return s + _finite_or_zero((a * r2 / s2) * (J.T @ jnp.linalg.solve(M, self.y - y_hat)))
+            G = self.whiten @ J
+            L = _cholesky(jnp.eye(G.shape[0], dtype=G.dtype) + r2 * (G @ G.T), 0.5 * self._ones)
+            return s + _finite_or_zero((a * r2 / s2) * (G.T @ _cho_solve(L, self.whiten @ (self.y - y_hat))))
         # grad s J^T, column by column (forward mode): Sigma_t J^T = s2/a^2 (J^T + s2 grad s J^T)
         gsJt = jax.vmap(lambda v: jax.jvp(lambda z: self._s(z, t), (x,), (v,))[1])(J)  # (m, D)
         JSJ = (s2 / a**2) * (J @ J.T + s2 * J @ gsJt.T)
-        M = self.cov + _psd(JSJ)
-        u = J.T @ jnp.linalg.solve(M, self.y - y_hat)
+        G = self.whiten @ J
+        S = self.whiten @ JSJ @ self.whiten.T
+        L = _cholesky(jnp.eye(G.shape[0], dtype=G.dtype) + _psd_part(S), 0.5 * self._ones)
+        u = G.T @ _cho_solve(L, self.whiten @ (self.y - y_hat))
         return s + _finite_or_zero((u + s2 * s_vjp(u)[0]) / a)
 
 

@@ -69,13 +69,19 @@ def gp_basis(omega: ArrayLike, length_scale: float = 1.0, n_modes: int = 48) -> 
 
 
 def gp_model(A: ArrayLike, cov: ArrayLike, omega: ArrayLike, basis: ArrayLike,
-             data: ArrayLike | None = None) -> None:
-    """``rho = w exp(mu + a basis @ z)`` with the likelihood ``D ~ N(A rho, C)`` (module doc)."""
+             data: ArrayLike | None = None, amplitude: float | None = None) -> None:
+    """``rho = w exp(mu + a basis @ z)`` with the likelihood ``D ~ N(A rho, C)`` (module doc).
+
+    ``amplitude``: a fixed GP amplitude ``a`` (e.g. an empirical-Bayes plug-in) instead of the
+    ``HalfNormal(2)`` prior; the product ``a z`` makes ``(a, z)`` a curved ridge that NUTS
+    crosses slowly, while with ``a`` fixed ``log rho`` is linear in the parameters."""
     basis = jnp.asarray(basis)
     A, L = _check_problem(A, cov, data, basis.shape[0])
+    if amplitude is not None and not amplitude > 0:
+        raise ValueError(f"amplitude must be > 0 or None, got {amplitude}")
     omega = jnp.asarray(omega)
     mu = numpyro.sample("mu", dist.Normal(0.0, 3.0))
-    amp = numpyro.sample("amplitude", dist.HalfNormal(2.0))
+    amp = numpyro.sample("amplitude", dist.HalfNormal(2.0)) if amplitude is None else amplitude
     z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([basis.shape[1]]).to_event(1))
     rho = numpyro.deterministic("rho", omega * jnp.exp(mu + amp * (basis @ z)))
     _likelihood(A, L, rho, data)
