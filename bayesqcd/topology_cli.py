@@ -4,6 +4,7 @@ Trains the conv + dense autoencoder on drawings of open arcs and closed curves w
 times, clusters its codes, and writes (atomically)::
 
     DIR/summary.json        matched accuracy, NMI, probe accuracy: codes vs pixels / PCA / statistics
+                            (held-out test set), and the codes' scores on the validation set
     DIR/history.json        training and validation loss
     DIR/latent.png          codes of the held-out set (2 principal components), coloured by class
     DIR/codes_test.npz      those codes and the true classes (to redraw or re-cluster)
@@ -21,9 +22,11 @@ def register(subparsers) -> None:
         "topology", help="autoencoder + clustering of line drawings by winding number (arXiv:1908.00281)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="results folder (replaced atomically)")
-    p.add_argument("--n-train", type=int, default=4000, help="training drawings (default 4000)")
+    p.add_argument("--n-train", type=int, default=2000, help="training drawings (default 2000)")
     p.add_argument("--n-test", type=int, default=1000, help="held-out drawings (default 1000)")
-    p.add_argument("--steps", type=int, default=3000, help="optimiser steps (default 3000)")
+    p.add_argument("--n-val", type=int, default=500,
+                   help="validation drawings, for the reconstruction loss (default 500)")
+    p.add_argument("--steps", type=int, default=1000, help="optimiser steps (default 1000)")
     p.add_argument("--batch-size", type=int, default=64, help="minibatch size (default 64)")
     p.add_argument("--latent", type=int, default=8, help="latent dimension (default 8)")
     p.add_argument("--max-winding", type=int, default=3, help="largest winding number W (default 3)")
@@ -31,6 +34,9 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                    help="learning-rate schedule: cosine decay to lr/20, or constant (default cosine)")
+    p.add_argument("--extent", type=float, default=22.0,
+                   help="rescale every drawing so its ink's bounding box spans this many pixels; "
+                        "0: only centre it (default 22, for 32-px images)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint file to save to and resume from (default: none)")
@@ -49,13 +55,16 @@ def run(args: argparse.Namespace) -> int:
     from bayesqcd.topology import DrawingConfig
     from bayesqcd.topology_eval import plot_latent, plot_reconstructions, run_experiment
 
+    if args.extent < 0:
+        raise ValueError(f"--extent must be >= 0 pixels, got {args.extent}")
     if args.max_winding < 1:
         raise ValueError(f"--max-winding must be >= 1, got {args.max_winding}")
     cfg = DrawingConfig(size=args.size, max_winding=args.max_winding,
                         n_points=max(256, 80 * args.max_winding + 16))
     start = time.time()
     out = run_experiment(jax.random.PRNGKey(args.seed), cfg=cfg, n_train=args.n_train,
-                         n_test=args.n_test, latent=args.latent, steps=args.steps,
+                         n_test=args.n_test, n_val=args.n_val, latent=args.latent, steps=args.steps,
+                         extent=args.extent if args.extent > 0 else None,
                          batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
                          checkpoint=args.checkpoint,
                          progress=not args.no_progress)
@@ -70,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         np.savez(tmp / "codes_test.npz", codes=np.asarray(out["codes_test"]),
                  labels=np.asarray(out["labels_test"]))
         plot_latent(out["codes_test"], out["labels_test"], tmp / "latent.png",
-                    title=f"held-out codes; matched accuracy: GMM {c['gmm_accuracy']:.2f}, "
+                    title=f"held-out codes\nmatched accuracy: GMM {c['gmm_accuracy']:.2f}, "
                           f"k-means {c['kmeans_accuracy']:.2f}")
         plot_reconstructions(out["model"], out["images_test"], out["labels_test"],
                              tmp / "reconstructions.png")
@@ -79,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     for name, v in s.items():
         print(f"{name:18s} {v['kmeans_accuracy']:11.3f} {v['kmeans_nmi']:6.3f} {v['gmm_accuracy']:8.3f} "
               f"{v['gmm_nmi']:6.3f} {v['probe_accuracy']:6.3f}")
+    v = summary["validation_scores_codes"]
+    print(f"codes on the validation set: k-means {v['kmeans_accuracy']:.3f}, GMM {v['gmm_accuracy']:.3f}")
     single = ", ".join(f"{k} {v:.3f}" for k, v in summary["single_statistic_probe_accuracy"].items())
     print(f"probe on one statistic alone: {single} (chance {summary['chance_accuracy']:.3f})")
     print(f"wrote {args.out}/summary.json")

@@ -2,15 +2,18 @@
 
 Protocol (labels are used only to score, and to fit the supervised linear probe):
 
-1. draw a training and a held-out set with :func:`bayesqcd.topology.sample_drawings`;
-2. centre every image on the bounding box of its ink (a label-free normalisation, like MNIST's),
+1. draw a training, a held-out test and a validation set with
+   :func:`bayesqcd.topology.sample_drawings`;
+2. centre every image on the bounding box of its ink and rescale it to a fixed extent
+   (:func:`normalise_images`; a label-free normalisation of position and size, like MNIST's),
    the same for every method below;
 3. train :class:`bayesqcd.nn.autoencoder.ConvAutoencoder` on the training images with the
    reconstruction loss, through :func:`bayesqcd.nn.train`;
 4. represent every image by (a) its code, (b) its raw pixels, (c) its projection on the top
    ``latent`` principal components of the training pixels, (d) five simple pixel statistics;
 5. for each representation: fit k-means and a Gaussian mixture with as many clusters as classes
-   on the (standardised) training features (full covariances; diagonal ones for raw pixels),
+   on the training features (whitened, full covariances; for raw pixels standardised, diagonal
+   ones; restarts chosen by inertia / likelihood),
    assign the held-out images, and score the assignment with the Hungarian-matched accuracy and
    the NMI; fit a logistic-regression probe on the training features and report its held-out
    accuracy.
@@ -60,14 +63,70 @@ def centre_images(images: Float[Array, "B H W"], threshold: float = 0.05) -> Flo
     return jax.vmap(one)(padded, dy, dx)
 
 
+def normalise_images(images: Float[Array, "B H W"], extent: float = 22.0,
+                     threshold: float = 0.05) -> Float[Array, "B H W"]:
+    """Centre and rescale each drawing so that the longer side of the bounding box of its ink
+    (pixels above ``threshold``) spans ``extent`` pixels, centred in the image.
+
+    A label-free normalisation of position and size (both nuisances of the generator): output
+    pixel ``p`` samples the input, by bilinear interpolation (zero outside), at
+    ``c_in + (p - c_out) s`` with ``c_in`` the centre of the ink's bounding box, ``c_out`` the
+    image centre and ``s = span / extent`` the input pixels per output pixel (``span`` the longer
+    bounding-box side [px], at least 1). ``extent`` is in output pixels, in ``(0, size - 2]``.
+    Images without ink are returned unchanged.
+    """
+    b, h, w = images.shape
+    if h != w:
+        raise ValueError(f"images must be square, got {h} x {w}")
+    if not 0 < extent <= h - 2:
+        raise ValueError(f"extent must be in (0, {h - 2}] pixels, got {extent}")
+    mask = images > threshold
+    idx = jnp.arange(h, dtype=images.dtype)
+
+    def bounds(m):
+        lo = jnp.min(jnp.where(m, idx, h), axis=1)
+        hi = jnp.max(jnp.where(m, idx, -1), axis=1)
+        return lo, hi
+
+    (ylo, yhi), (xlo, xhi) = bounds(mask.any(axis=2)), bounds(mask.any(axis=1))
+    empty = yhi < ylo
+    c = (h - 1) / 2
+    cy = jnp.where(empty, c, (ylo + yhi) / 2)
+    cx = jnp.where(empty, c, (xlo + xhi) / 2)
+    scale = jnp.where(empty, 1.0, jnp.maximum(jnp.maximum(yhi - ylo, xhi - xlo), 1.0) / extent)
+    ys, xs = jnp.meshgrid(idx, idx, indexing="ij")
+
+    def one(img, cy, cx, s):
+        coords = [cy + (ys - c) * s, cx + (xs - c) * s]
+        return jax.scipy.ndimage.map_coordinates(img, coords, order=1, mode="constant", cval=0.0)
+
+    return jax.vmap(one)(images, cy, cx, scale)
+
+
+def whiten(train: Float[Array, "N D"], *others: Array) -> tuple[Array, ...]:
+    """Rotate onto the principal axes of ``train`` and scale each axis to unit variance (all
+    ``D`` components kept, so nothing is lost). A Gaussian mixture's likelihood is unchanged by
+    this affine map, but its k-means start is not: on whitened features, k-means seeds fall near
+    higher-likelihood optima of EM (measured on the codes)."""
+    mean, comps = cl.pca(train, min(train.shape))
+    return cl.standardize(*((jnp.asarray(a) - mean) @ comps.T for a in (train, *others)))
+
+
 def evaluate_features(key: PRNGKeyArray, f_train: Array, y_train: Array, f_test: Array,
-                      y_test: Array, n_classes: int) -> dict[str, float]:
-    """k-means / GMM matched accuracy and NMI on held-out data, and the linear-probe accuracy."""
+                      y_test: Array, n_classes: int, n_init: int = 10) -> dict[str, float]:
+    """k-means / GMM matched accuracy and NMI on held-out data, and the linear-probe accuracy.
+
+    Both clusterings are fitted on the training features only (no labels) and applied to the
+    held-out ones. Features of dimension <= 64 are whitened (:func:`whiten`) and get a
+    full-covariance mixture; higher-dimensional ones (raw pixels) are standardised and get a
+    diagonal one. ``n_init`` restarts each, the best chosen by inertia / likelihood (never by
+    accuracy)."""
     k_km, k_gmm = jax.random.split(key)
-    a, b = cl.standardize(f_train, f_test)
-    mu = cl.kmeans(k_km, a, n_classes)
+    low = f_train.shape[1] <= 64
+    a, b = whiten(f_train, f_test) if low else cl.standardize(f_train, f_test)
+    mu = cl.kmeans(k_km, a, n_classes, n_init=n_init)
     p_km = cl.kmeans_predict(mu, b)
-    g = cl.gmm(k_gmm, a, n_classes, covariance="full" if a.shape[1] <= 64 else "diag")
+    g = cl.gmm(k_gmm, a, n_classes, covariance="full" if low else "diag", n_init=n_init)
     p_gmm = cl.gmm_predict(g, b)
     return {
         "kmeans_accuracy": cl.matched_accuracy(p_km, y_test),
@@ -101,9 +160,13 @@ def fit_autoencoder(k_init: PRNGKeyArray, k_train: PRNGKeyArray, x_train: Float[
 
 
 def score_representations(key: PRNGKeyArray, z_tr: Array, z_te: Array, x_tr: Array, x_te: Array,
-                          y_tr: Array, y_te: Array, n_classes: int) -> dict[str, dict[str, float]]:
-    """:func:`evaluate_features` for the codes, raw pixels, PCA with as many components as the
-    code has dimensions, and the simple pixel statistics."""
+                          y_tr: Array, y_te: Array, n_classes: int, raw_tr: Array | None = None,
+                          raw_te: Array | None = None) -> dict[str, dict[str, float]]:
+    """:func:`evaluate_features` for the codes, the pixels ``x`` the autoencoder sees, PCA of
+    them with as many components as the code has dimensions, and the simple pixel statistics of
+    the drawings as generated (``raw``, default ``x``: size is a statistic, not a nuisance)."""
+    raw_tr = x_tr if raw_tr is None else raw_tr
+    raw_te = x_te if raw_te is None else raw_te
     n_tr, n_te = x_tr.shape[0], x_te.shape[0]
     p_tr, p_te = x_tr.reshape(n_tr, -1), x_te.reshape(n_te, -1)
     mean, comps = cl.pca(p_tr, z_tr.shape[1])
@@ -111,54 +174,69 @@ def score_representations(key: PRNGKeyArray, z_tr: Array, z_te: Array, x_tr: Arr
         "codes": (z_tr, z_te),
         "pixels": (p_tr, p_te),
         "pca": ((p_tr - mean) @ comps.T, (p_te - mean) @ comps.T),
-        "pixel_statistics": (pixel_statistics(x_tr), pixel_statistics(x_te)),
+        "pixel_statistics": (pixel_statistics(raw_tr), pixel_statistics(raw_te)),
     }
     return {name: evaluate_features(jax.random.fold_in(key, i), f_tr, y_tr, f_te, y_te, n_classes)
             for i, (name, (f_tr, f_te)) in enumerate(features.items())}
 
 
-def run_experiment(key: PRNGKeyArray, *, cfg: DrawingConfig = DrawingConfig(), n_train: int = 4000,
-                   n_test: int = 1000, latent: int = 8, channels: tuple[int, ...] = (8, 16, 16),
-                   hidden: int = 64, steps: int = 3000, batch_size: int = 64, lr: float = 2e-3,
-                   schedule: str = "cosine", checkpoint: str | os.PathLike[str] | None = None,
+def run_experiment(key: PRNGKeyArray, *, cfg: DrawingConfig = DrawingConfig(), n_train: int = 2000,
+                   n_test: int = 1000, n_val: int = 500, latent: int = 8,
+                   channels: tuple[int, ...] = (8, 16, 16), hidden: int = 64, steps: int = 1000,
+                   batch_size: int = 64, lr: float = 2e-3, schedule: str = "cosine",
+                   extent: float | None = 22.0, checkpoint: str | os.PathLike[str] | None = None,
                    progress: bool = True) -> dict[str, Any]:
     """The whole protocol of the module docstring.
 
+    ``extent``: the size [px] every drawing is rescaled to by :func:`normalise_images`; ``None``
+    only centres them (:func:`centre_images`). ``n_val`` validation drawings (drawn apart from
+    the training and held-out sets) monitor the reconstruction loss.
+
     Returns a dict with ``summary`` (JSON-ready numbers), ``model``, ``history``, and the arrays
-    ``codes_test``, ``labels_test``, ``images_test`` (centred), needed for the figures.
+    ``codes_test``, ``labels_test``, ``images_test`` (normalised), needed for the figures.
     """
     for name, val, lo in (("n_train", n_train, 2 * cfg.n_classes), ("n_test", n_test, cfg.n_classes),
-                          ("latent", latent, 1), ("steps", steps, 0), ("batch_size", batch_size, 1)):
+                          ("n_val", n_val, 1), ("latent", latent, 1), ("steps", steps, 0),
+                          ("batch_size", batch_size, 1)):
         if val < lo:
             raise ValueError(f"{name} must be >= {lo}, got {val}")
     if lr <= 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     k_data, k_init, k_train, k_eval = jax.random.split(key, 4)
-    drawings = sample_drawings(k_data, n_train + n_test, cfg)  # one compiled call for both sets
-    x = centre_images(drawings.images)
-    x_tr, x_te = x[:n_train], x[n_train:]
-    y_tr, y_te = np.asarray(drawings.labels[:n_train]), np.asarray(drawings.labels[n_train:])
+    # one compiled call for the three sets: training, held-out test, validation
+    drawings = sample_drawings(k_data, n_train + n_test + n_val, cfg)
+    x = centre_images(drawings.images) if extent is None else normalise_images(drawings.images, extent)
+    x_tr, x_te, x_va = x[:n_train], x[n_train:n_train + n_test], x[n_train + n_test:]
+    y_tr = np.asarray(drawings.labels[:n_train])
+    y_te = np.asarray(drawings.labels[n_train:n_train + n_test])
 
-    model, result = fit_autoencoder(k_init, k_train, x_tr, x_te[:min(n_test, 500)], latent=latent,
+    model, result = fit_autoencoder(k_init, k_train, x_tr, x_va, latent=latent,
                                     channels=channels, hidden=hidden, steps=steps,
                                     batch_size=batch_size, lr=lr, schedule=schedule,
                                     checkpoint=checkpoint,
                                     progress=progress)
     z_tr, z_te = encode_batch(model, x_tr), encode_batch(model, x_te)
-    scores = score_representations(k_eval, z_tr, z_te, x_tr, x_te, y_tr, y_te, cfg.n_classes)
-    s_tr, s_te = pixel_statistics(x_tr), pixel_statistics(x_te)
+    raw_tr, raw_te = drawings.images[:n_train], drawings.images[n_train:n_train + n_test]
+    scores = score_representations(k_eval, z_tr, z_te, x_tr, x_te, y_tr, y_te, cfg.n_classes,
+                                   raw_tr, raw_te)
+    # the same clustering of the codes scored on the validation set: the number to choose settings by
+    y_va = np.asarray(drawings.labels[n_train + n_test:])
+    validation = evaluate_features(k_eval, z_tr, y_tr, encode_batch(model, x_va), y_va, cfg.n_classes)
+    s_tr, s_te = pixel_statistics(raw_tr), pixel_statistics(raw_te)
     single = {name: cl.logistic_probe(s_tr[:, j:j + 1], y_tr, s_te[:, j:j + 1], y_te, cfg.n_classes)
               for j, name in enumerate(STATISTICS)}
     summary = {
         "n_classes": cfg.n_classes,
         "chance_accuracy": float(np.max(np.bincount(y_te, minlength=cfg.n_classes)) / n_test),
-        "n_train": n_train, "n_test": n_test, "latent": latent, "steps": result.steps,
+        "n_train": n_train, "n_test": n_test, "n_val": n_val, "latent": latent, "extent": extent,
+        "steps": result.steps,
         "final_train_loss": result.history["train_loss"][-1] if result.history["train_loss"] else None,
         "final_val_loss": result.history["val_loss"][-1] if result.history["val_loss"] else None,
         "initial_val_loss": float(reconstruction_loss(ConvAutoencoder(
             k_init, size=cfg.size, latent=latent, channels=channels, hidden=hidden,
-            dtype=x_tr.dtype), x_te[:min(n_test, 500)])),
+            dtype=x_tr.dtype), x_va)),
         "scores": scores,
+        "validation_scores_codes": validation,
         "single_statistic_probe_accuracy": single,
         "config": {f: getattr(cfg, f) for f in cfg.__dataclass_fields__},
     }

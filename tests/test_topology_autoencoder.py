@@ -96,3 +96,35 @@ def test_unknown_learning_rate_schedule_is_refused(tiny):
     key = jax.random.PRNGKey(0)
     with pytest.raises(ValueError, match="schedule"):
         fit_autoencoder(key, key, tiny, tiny[:8], steps=1, schedule="linear", progress=False)
+
+
+def test_normalise_images_fixes_position_and_size(tiny):
+    """Every drawing's ink box ends up centred with its longer side ~ extent; a drawing already
+    at that size and place is (almost) a fixed point; bad extents are refused."""
+    from bayesqcd.topology_eval import normalise_images
+
+    out = np.asarray(normalise_images(tiny, 20.0))
+    idx = np.arange(32)
+    for img in out > 0.05:
+        (ylo, yhi), (xlo, xhi) = [(idx[m].min(), idx[m].max()) for m in (img.any(1), img.any(0))]
+        assert abs((ylo + yhi) / 2 - 15.5) <= 1.0 and abs((xlo + xhi) / 2 - 15.5) <= 1.0
+        assert 18 <= max(yhi - ylo, xhi - xlo) <= 22
+    # a centred square whose ink box spans exactly `extent` pixels maps onto itself
+    sq = np.zeros((1, 32, 32))
+    sq[0, 5:27, 5] = sq[0, 5:27, 26] = sq[0, 5, 5:27] = sq[0, 26, 5:27] = 1.0
+    np.testing.assert_allclose(np.asarray(normalise_images(jnp.asarray(sq), 21.0)), sq, atol=1e-12)
+    # an empty image stays empty
+    assert float(jnp.abs(normalise_images(jnp.zeros((1, 32, 32)))).max()) == 0.0
+    with pytest.raises(ValueError, match="extent"):
+        normalise_images(tiny, 31.0)
+
+
+def test_whiten_decorrelates_the_training_features():
+    from bayesqcd.topology_eval import whiten
+
+    key = jax.random.PRNGKey(3)
+    x = jax.random.normal(key, (500, 3)) @ jnp.array([[2.0, 1.0, 0.0], [0.0, 1.0, 0.5], [0.0, 0.0, 0.1]])
+    a, b = whiten(x, x[:10] + 1.0)
+    np.testing.assert_allclose(np.cov(np.asarray(a).T, bias=True), np.eye(3), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(a).mean(0), 0.0, atol=1e-6)
+    assert b.shape == (10, 3)
