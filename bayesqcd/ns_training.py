@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import equinox as eqx
@@ -196,20 +197,17 @@ def generate_eos_set(
     cs2_all = jax.random.uniform(k_cs2, (n_eos, n_segments))
     u_all = jax.random.uniform(k_u, (n_eos, obs_model.n_stars))
     bs = min(batch_size, n_eos)
-    parts: list[dict[str, np.ndarray]] = []
+    times: list[float] = []
     start = time.perf_counter()
-    for i in tqdm(range(0, n_eos, bs), desc="solving training EoS", disable=not progress):
-        c, v = cs2_all[i:i + bs], u_all[i:i + bs]
-        short = bs - c.shape[0]
-        if short:  # keep the compiled shape: pad the last batch
-            c = jnp.concatenate([c, jnp.repeat(c[-1:], short, axis=0)])
-            v = jnp.concatenate([v, jnp.repeat(v[-1:], short, axis=0)])
+
+    def solve(c: Array, v: Array) -> dict[str, Array]:
         out = solve_batch(c, v, obs_model.m_min, config)
-        parts.append({k: np.asarray(a)[:bs - short] for k, a in out.items()})
-        if i == 0:
-            first = time.perf_counter() - start  # includes the compilation
-    wall = time.perf_counter() - start
-    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        jax.block_until_ready(out)
+        times.append(time.perf_counter() - start)
+        return out
+
+    cat = _map_batches(solve, (cs2_all, u_all), bs, progress, "solving training EoS")
+    wall, first = times[-1], times[0]  # the first batch includes the compilation
     ok = cat["ok"]
     eos_set = EoSSet(cs2=jnp.asarray(np.asarray(cs2_all)[ok]), M=jnp.asarray(cat["M"][ok]),
                      R=jnp.asarray(cat["R"][ok]), M_TOV=jnp.asarray(cat["M_TOV"][ok]),
@@ -333,16 +331,23 @@ def derived_batch(cs2: Float[Array, "B K"], config: SolverConfig = INFERENCE,
 
     Vectors outside [0, 1] give an invalid EoS and NaN quantities (nothing is clipped).
     """
-    fn = _compiled_derived(config)
-    parts = []
     cs2 = jnp.asarray(cs2)
-    bs = min(batch_size, cs2.shape[0])
-    for i in range(0, cs2.shape[0], bs):
-        c = cs2[i:i + bs]
-        short = bs - c.shape[0]
+    return _map_batches(_compiled_derived(config), (cs2,), min(batch_size, cs2.shape[0]))
+
+
+def _map_batches(fn: Callable[..., dict[str, Array]], arrays: tuple[Array, ...], size: int,
+                 progress: bool = False, desc: str = "") -> dict[str, np.ndarray]:
+    """``fn`` over consecutive row blocks of ``arrays``, outputs concatenated (numpy). Every
+    block has ``size`` rows -- the last one padded with copies of its final row and the
+    padding dropped -- so one compilation serves all blocks."""
+    n = arrays[0].shape[0]
+    parts = []
+    for i in tqdm(range(0, n, size), desc=desc, disable=not progress):
+        block = [a[i:i + size] for a in arrays]
+        short = size - block[0].shape[0]
         if short:
-            c = jnp.concatenate([c, jnp.repeat(c[-1:], short, axis=0)])
-        parts.append({k: np.asarray(v)[:bs - short] for k, v in fn(c).items()})
+            block = [jnp.concatenate([b, jnp.repeat(b[-1:], short, axis=0)]) for b in block]
+        parts.append({k: np.asarray(v)[:size - short] for k, v in fn(*block).items()})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
