@@ -159,11 +159,11 @@ def _claim_checkpoints(folder: Path, settings: RegressionSettings) -> None:
 def validate(fitted: Any, val: AugmentedSet, n_mr_check: int) -> dict[str, Any]:
     """c_s^2 errors on the whole validation set and M-R errors on its first ``n_mr_check`` EoS
     (ensemble-mean predictions; predictions outside [0, 1] count as invalid EoS)."""
-    out = validation_errors(fitted, val)
-    x, _ = val.arrays()
+    x, y = val.arrays()
+    pred = np.asarray(jnp.mean(fitted.predict(x), axis=0))
+    out = validation_errors(pred, y)
     n = min(n_mr_check, val.eos.size)
-    pred = np.asarray(jnp.mean(fitted.predict(x[:n]), axis=0))
-    out.update(mr_errors(np.asarray(val.eos.R_of_M[:n]), np.asarray(val.eos.M_TOV[:n]), derived_batch(pred)))
+    out.update(mr_errors(np.asarray(val.eos.R_of_M[:n]), np.asarray(val.eos.M_TOV[:n]), derived_batch(pred[:n])))
     out["n_mr_check"] = n
     return out
 

@@ -295,11 +295,9 @@ _ACTIVATIONS = {"silu": jax.nn.silu, "tanh": jnp.tanh, "relu": jax.nn.relu}
 # ----------------------------------------------------------------------------- evaluation
 
 
-def validation_errors(fitted: Any, data: RegressionData) -> dict[str, Any]:
-    """RMS error of the ensemble-mean prediction: overall and per target component."""
-    x, y = data.arrays()
-    pred = np.asarray(jnp.mean(fitted.predict(x), axis=0))
-    err = pred - np.asarray(y)
+def validation_errors(pred: Float[Array, "n K"], y: Float[Array, "n K"]) -> dict[str, Any]:
+    """RMS error of predictions (e.g. an ensemble mean) against targets: overall and per component."""
+    err = np.asarray(pred) - np.asarray(y)
     return {"rms": float(np.sqrt(np.mean(err**2))),
             "rms_per_target": np.sqrt(np.mean(err**2, axis=0)).tolist(),
             "mse": float(np.mean(err**2))}
