@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mem-samples", type=int, default=50, help="redrawn data sets of MEM's error band")
     p.add_argument("--dp-warmup", type=int, default=100, help="NUTS warm-up of diffusion-prior")
     p.add_argument("--dp-samples", type=int, default=100, help="NUTS draws of diffusion-prior")
+    p.add_argument("--dp-chains", type=int, default=2, help="NUTS chains of diffusion-prior")
+    p.add_argument("--dp-tree-depth", type=int, default=6, help="NUTS maximal tree depth of diffusion-prior")
     p.add_argument("--prior-steps", type=int, default=20000, help="score-matching steps of the prior")
     p.add_argument("--prior-k", type=int, default=64, help="coarse points of the prior's representation")
     p.add_argument("--prior-checkpoint", default=None,
@@ -80,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
     base = dict(mock=args.mock, n_omega=args.n_omega, kernel=args.kernel, noise=args.noise,
                 correlation=args.correlation, num_samples=args.samples, num_warmup=args.warmup,
                 num_chains=args.chains, guidance=args.guidance, score_samples=args.score_samples,
-                dp_warmup=args.dp_warmup, dp_samples=args.dp_samples, mem_samples=args.mem_samples, prior_steps=args.prior_steps,
-                prior_k=args.prior_k, seed=args.seed)
+                dp_warmup=args.dp_warmup, dp_samples=args.dp_samples, dp_chains=args.dp_chains,
+                dp_tree_depth=args.dp_tree_depth,
+                mem_samples=args.mem_samples, prior_steps=args.prior_steps, prior_k=args.prior_k,
+                seed=args.seed)
     progress = not args.no_progress
     prior, prior_info = None, None
     if {"score", "diffusion-prior"} & set(methods):
@@ -92,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     summary = {"mock": args.mock, "kernel": args.kernel, "noise": args.noise, "methods": methods,
                "eps": eps_list, "prior": prior_info, "results": {}}
     with atomic_results_dir(args.out) as tmp:
-        rows = ["| method | eps | MSE | KL | 95% coverage | wall time [s] |", "|---|---|---|---|---|---|"]
+        rows = ["| method | eps | MSE | KL | 95% coverage | wall time [s] | max R-hat (rho) |",
+                "|---|---|---|---|---|---|---|"]
         for eps in eps_list:
             cfg = SpectralConfig(**base, eps=eps)
             mock = make_problem(cfg)
@@ -103,11 +108,12 @@ def run(args: argparse.Namespace) -> int:
                                      progress=progress)
                 res[m], idatas[m] = met, idata
                 if "failed" in met:
-                    rows.append(f"| {m} | {label} | failed | | | |")
+                    rows.append(f"| {m} | {label} | failed | | | | |")
                     print(f"[eps={label}] {m}: FAILED {met['failed']}")
                 else:
+                    rhat = met.get("max_rhat_rho", float("nan"))
                     rows.append(f"| {m} | {label} | {met['mse']:.3g} | {met['kl']:.3g} | "
-                                f"{met['coverage']:.2f} | {met['wall_time_s']:.1f} |")
+                                f"{met['coverage']:.2f} | {met['wall_time_s']:.1f} | {rhat:.3f} |")
                     print(f"[eps={label}] {m}: MSE {met['mse']:.3g}, KL {met['kl']:.3g}, "
                           f"coverage {met['coverage']:.2f}, {met['wall_time_s']:.1f} s")
             summary["results"][label] = res

@@ -37,6 +37,9 @@ def register(subparsers) -> None:
     p.add_argument("--extent", type=float, default=22.0,
                    help="rescale every drawing so its ink's bounding box spans this many pixels; "
                         "0: only centre it (default 22, for 32-px images)")
+    p.add_argument("--orient", action="store_true",
+                   help="also turn every drawing into the frame of its ink's principal axes "
+                        "(a label-free normalisation of orientation, for every representation)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint file to save to and resume from (default: none)")
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.time()
     out = run_experiment(jax.random.PRNGKey(args.seed), cfg=cfg, n_train=args.n_train,
                          n_test=args.n_test, n_val=args.n_val, latent=args.latent, steps=args.steps,
-                         extent=args.extent if args.extent > 0 else None,
+                         extent=args.extent if args.extent > 0 else None, orient=args.orient,
                          batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
                          checkpoint=args.checkpoint,
                          progress=not args.no_progress)

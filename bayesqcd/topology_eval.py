@@ -6,7 +6,8 @@ Protocol (labels are used only to score, and to fit the supervised linear probe)
    :func:`bayesqcd.topology.sample_drawings`;
 2. centre every image on the bounding box of its ink and rescale it to a fixed extent
    (:func:`normalise_images`; a label-free normalisation of position and size, like MNIST's),
-   the same for every method below;
+   optionally in its principal-axis frame (:func:`orient_images`, a normalisation of
+   orientation too), the same for every method below (:func:`prepare_images`);
 3. train :class:`bayesqcd.nn.autoencoder.ConvAutoencoder` on the training images with the
    reconstruction loss, through :func:`bayesqcd.nn.train`;
 4. represent every image by (a) its code, (b) its raw pixels, (c) its projection on the top
@@ -103,6 +104,73 @@ def normalise_images(images: Float[Array, "B H W"], extent: float = 22.0,
     return jax.vmap(one)(images, cy, cx, scale)
 
 
+def orient_images(images: Float[Array, "B H W"], extent: float = 22.0,
+                  threshold: float = 0.05) -> Float[Array, "B H W"]:
+    """:func:`normalise_images` in the frame of each drawing's principal axes: a label-free
+    normalisation of orientation as well as of position and size, in one resampling.
+
+    With ``w`` the ink (intensities) normalised to unit sum, ``m`` its centroid and
+    ``Sigma = sum w (p - m)(p - m)^T`` its second moments [px^2], ``e_1`` is the major and
+    ``e_2`` the minor eigenvector of ``Sigma``, each signed so that the third moment
+    ``sum w ((p - m) . e_i)^3`` is >= 0. In the frame ``u = ((p - m) . e_1, (p - m) . e_2)`` the
+    pixels above ``threshold`` have a bounding box of centre ``b`` and longer side ``span`` [px];
+    output pixel ``q`` (offset ``v = q - c`` from the image centre) samples the input, by bilinear
+    interpolation (zero outside), at ``m + (b_1 + s v_x) e_1 + (b_2 + s v_y) e_2`` with
+    ``s = span / extent``. The map is a rotation, possibly composed with a reflection (the
+    classes are ``|winding|``, which a reflection keeps), and a scaling: in the output the ink's
+    major axis lies along x, its second moments are diagonal, both third moments are >= 0, and
+    its box is centred with longer side ``extent`` [output px], in ``(0, size - 2]``. Where two
+    eigenvalues (or a third moment) nearly vanish the frame is ill-defined, but so is the
+    orientation it removes. Images without ink are returned unchanged.
+    """
+    b, h, w = images.shape
+    if h != w:
+        raise ValueError(f"images must be square, got {h} x {w}")
+    if not 0 < extent <= h - 2:
+        raise ValueError(f"extent must be in (0, {h - 2}] pixels, got {extent}")
+    idx = jnp.arange(h, dtype=images.dtype)
+    ys, xs = jnp.meshgrid(idx, idx, indexing="ij")
+    c = (h - 1) / 2
+
+    def one(img):
+        ink = img.sum()
+        wt = img / jnp.where(ink > 0, ink, 1.0)
+        mx, my = (wt * xs).sum(), (wt * ys).sum()
+        dx, dy = xs - mx, ys - my
+        sxy = (wt * dx * dy).sum()
+        cov = jnp.stack([jnp.stack([(wt * dx * dx).sum(), sxy]), jnp.stack([sxy, (wt * dy * dy).sum()])])
+        _, vecs = jnp.linalg.eigh(cov)                      # ascending eigenvalues
+        mask = img > threshold
+
+        def frame(e):
+            e = jnp.where((wt * (dx * e[0] + dy * e[1]) ** 3).sum() < 0, -e, e)
+            u = dx * e[0] + dy * e[1]
+            lo, hi = jnp.min(jnp.where(mask, u, jnp.inf)), jnp.max(jnp.where(mask, u, -jnp.inf))
+            return e, lo, hi
+
+        (e1, lo1, hi1), (e2, lo2, hi2) = frame(vecs[:, 1]), frame(vecs[:, 0])
+        scale = jnp.maximum(jnp.maximum(hi1 - lo1, hi2 - lo2), 1.0) / extent
+        a1 = (lo1 + hi1) / 2 + scale * (xs - c)
+        a2 = (lo2 + hi2) / 2 + scale * (ys - c)
+        coords = [my + a1 * e1[1] + a2 * e2[1], mx + a1 * e1[0] + a2 * e2[0]]
+        out = jax.scipy.ndimage.map_coordinates(img, coords, order=1, mode="constant", cval=0.0)
+        return jnp.where(mask.any(), out, img)
+
+    return jax.lax.map(one, images, batch_size=min(b, 256))
+
+
+def prepare_images(images: Float[Array, "B H W"], extent: float | None = 22.0,
+                   orient: bool = False) -> Float[Array, "B H W"]:
+    """The label-free normalisation every representation sees: :func:`normalise_images` to
+    ``extent`` pixels (``None``: only :func:`centre_images`), or with ``orient`` the same in the
+    drawing's principal-axis frame (:func:`orient_images`; needs an ``extent``)."""
+    if orient:
+        if extent is None:
+            raise ValueError("orient needs an extent (the size of the turned drawing), got None")
+        return orient_images(images, extent)
+    return centre_images(images) if extent is None else normalise_images(images, extent)
+
+
 def whiten(train: Float[Array, "N D"], *others: Array) -> tuple[Array, ...]:
     """Rotate onto the principal axes of ``train`` and scale each axis to unit variance (all
     ``D`` components kept, so nothing is lost). A Gaussian mixture's likelihood is unchanged by
@@ -184,12 +252,14 @@ def run_experiment(key: PRNGKeyArray, *, cfg: DrawingConfig = DrawingConfig(), n
                    n_test: int = 1000, n_val: int = 500, latent: int = 8,
                    channels: tuple[int, ...] = (8, 16, 16), hidden: int = 64, steps: int = 1000,
                    batch_size: int = 64, lr: float = 2e-3, schedule: str = "cosine",
-                   extent: float | None = 22.0, checkpoint: str | os.PathLike[str] | None = None,
+                   extent: float | None = 22.0, orient: bool = False,
+                   checkpoint: str | os.PathLike[str] | None = None,
                    progress: bool = True) -> dict[str, Any]:
     """The whole protocol of the module docstring.
 
     ``extent``: the size [px] every drawing is rescaled to by :func:`normalise_images`; ``None``
-    only centres them (:func:`centre_images`). ``n_val`` validation drawings (drawn apart from
+    only centres them (:func:`centre_images`). ``orient``: turn every drawing into its
+    principal-axis frame first (:func:`orient_images`). ``n_val`` validation drawings (drawn apart from
     the training and held-out sets) monitor the reconstruction loss.
 
     Returns a dict with ``summary`` (JSON-ready numbers), ``model``, ``history``, and the arrays
@@ -205,7 +275,7 @@ def run_experiment(key: PRNGKeyArray, *, cfg: DrawingConfig = DrawingConfig(), n
     k_data, k_init, k_train, k_eval = jax.random.split(key, 4)
     # one compiled call for the three sets: training, held-out test, validation
     drawings = sample_drawings(k_data, n_train + n_test + n_val, cfg)
-    x = centre_images(drawings.images) if extent is None else normalise_images(drawings.images, extent)
+    x = prepare_images(drawings.images, extent, orient)
     x_tr, x_te, x_va = x[:n_train], x[n_train:n_train + n_test], x[n_train + n_test:]
     y_tr = np.asarray(drawings.labels[:n_train])
     y_te = np.asarray(drawings.labels[n_train:n_train + n_test])
@@ -229,6 +299,7 @@ def run_experiment(key: PRNGKeyArray, *, cfg: DrawingConfig = DrawingConfig(), n
         "n_classes": cfg.n_classes,
         "chance_accuracy": float(np.max(np.bincount(y_te, minlength=cfg.n_classes)) / n_test),
         "n_train": n_train, "n_test": n_test, "n_val": n_val, "latent": latent, "extent": extent,
+        "orient": orient,
         "steps": result.steps,
         "final_train_loss": result.history["train_loss"][-1] if result.history["train_loss"] else None,
         "final_val_loss": result.history["val_loss"][-1] if result.history["val_loss"] else None,

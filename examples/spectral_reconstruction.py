@@ -33,7 +33,8 @@ def main() -> None:
     ap.add_argument("--mocks", default="bw1,bw2")
     ap.add_argument("--eps", default="1e-2,1e-3,1e-4,1e-5")
     ap.add_argument("--methods", default="nuts,nn,score,mem")
-    ap.add_argument("--dp-eps", default="1e-3", help="noise levels for diffusion-prior NUTS ('' = none)")
+    ap.add_argument("--dp-eps", default=None,
+                    help="noise levels for diffusion-prior NUTS (default: --eps; '' = none)")
     ap.add_argument("--quick", action="store_true", help="200 omega points, short chains, short training")
     args = ap.parse_args()
 
@@ -47,14 +48,17 @@ def main() -> None:
         common += ["--n-omega", "200", "--samples", "100", "--warmup", "100", "--prior-steps", "4000",
                    "--prior-k", "32", "--score-samples", "100", "--dp-warmup", "30", "--dp-samples", "30"]
     else:
-        common += ["--samples", "150", "--warmup", "150", "--prior-steps", "15000", "--prior-k", "64"]
+        common += ["--samples", "150", "--warmup", "150", "--prior-steps", "15000", "--prior-k", "64",
+                   "--dp-warmup", "30", "--dp-samples", "30", "--dp-tree-depth", "4"]
     runs = []
     for mock in args.mocks.split(","):
         runs.append((mock, out / mock, args.methods, args.eps))
-        if args.dp_eps:
-            runs.append((mock, out / f"{mock}_diffusion-prior", "diffusion-prior", args.dp_eps))
+        dp_eps = args.eps if args.dp_eps is None else args.dp_eps
+        if dp_eps:
+            runs.append((mock, out / f"{mock}_diffusion-prior", "diffusion-prior", dp_eps))
     for mock, folder, methods, eps in runs:
-        rc = cli(["spectral", "--mock", mock, "--method", methods, "--eps", eps, "--out", str(folder)] + common)
+        rc = cli(["spectral", "--mock", mock, "--method", methods, "--eps", eps, "--out", str(folder)]
+                 + common)
         if rc:
             raise SystemExit(f"bayesqcd spectral failed for {mock} ({methods})")
     tabulate([(mock, folder) for mock, folder, _, _ in runs], out)
@@ -62,17 +66,20 @@ def main() -> None:
 
 def tabulate(runs: list[tuple[str, Path]], out: Path) -> None:
     """One table (OUT/table.md) and the metrics-vs-noise figure from the runs' summary.json."""
-    rows = ["| mock | method | eps | MSE | KL | 95% coverage | wall time [s] |", "|---|---|---|---|---|---|---|"]
+    rows = ["| mock | method | eps | MSE | KL | 95% coverage | wall time [s] | max R-hat (rho) |",
+            "|---|---|---|---|---|---|---|---|"]
     curves: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     for mock, folder in runs:
         s = json.loads((folder / "summary.json").read_text())
         for label, per_method in s["results"].items():
             for method, r in per_method.items():
                 if "failed" in r:
-                    rows.append(f"| {mock} | {method} | {label} | failed | | | |")
+                    rows.append(f"| {mock} | {method} | {label} | failed | | | | |")
                     continue
-                rows.append(f"| {mock} | {method} | {label} | {_fmt(r['mse'], '.2e')} | {_fmt(r['kl'], '.3f')} | "
-                            f"{_fmt(r['coverage'], '.2f')} | {r['wall_time_s']:.1f} |")
+                rhat = _fmt(r["max_rhat_rho"], ".3f") if "max_rhat_rho" in r else "-"
+                rows.append(f"| {mock} | {method} | {label} | {_fmt(r['mse'], '.2e')} | "
+                            f"{_fmt(r['kl'], '.3f')} | {_fmt(r['coverage'], '.2f')} | "
+                            f"{r['wall_time_s']:.1f} | {rhat} |")
                 mse = float("nan") if r["mse"] is None else r["mse"]
                 curves.setdefault((mock, method), []).append((float(label), mse, r["coverage"]))
     (out / "table.md").write_text("\n".join(rows) + "\n")

@@ -15,10 +15,14 @@ grid as a deterministic site; ``rho > 0`` by construction in every model.
 * :func:`diffusion_prior_model`: ``x ~ DiffusionPrior`` (a trained score model, the exact
   probability-flow likelihood), ``rho = representation.to_rho(x)``
   (:class:`bayesqcd.spectral_prior.LogRhoRepresentation`).
+* :func:`data_informed_model`: the posterior of any ``rho = rho_fn(theta)`` with a Gaussian prior
+  on ``theta`` (the GP's ``(mu, z)`` at a fixed amplitude, the network's weights) in
+  coordinates where the likelihood is Gaussian: what NUTS samples at low noise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
@@ -27,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from numpyro.distributions import constraints
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 
@@ -134,3 +139,101 @@ def diffusion_prior_model(A: ArrayLike, cov: ArrayLike, prior: Any, representati
     x = numpyro.sample("x", prior)
     rho = numpyro.deterministic("rho", representation.to_rho(x))
     _likelihood(A, L, rho, data)
+
+
+# ------------------------------------------------------------------ data-informed coordinates
+def data_informed_model(rho_fn: Callable[[Array], Array], prior_scale: ArrayLike, theta_map: ArrayLike,
+                        A: ArrayLike, cov: ArrayLike, data: ArrayLike, *,
+                        log_prior: Callable[[Array], Array] | None = None, threshold: float = 1.0,
+                        newton_steps: int = 10, tol: float = 1e-6) -> tuple[Callable[[], None], int]:
+    """The posterior of ``rho = rho_fn(theta)``, ``theta ~ N(0, diag(prior_scale^2))`` (or any
+    ``log_prior``), ``D ~ N(A rho, C)``, as a NumPyro model in coordinates in which the
+    likelihood is Gaussian.
+
+    Why: at low noise the data fix a few combinations of ``log rho`` to ``1e-4``-``1e-5`` while
+    the prior leaves the rest free at order one; through the nonlinear ``rho_fn`` (``exp``,
+    ``softplus`` of a network) an order-one move of the free directions shifts the fixed
+    combinations by ``~1e4`` noise units, so the posterior in ``theta`` is a thin curved ridge.
+    No constant mass matrix fits it (NUTS hits its maximal tree depth on every draw and the
+    chains do not mix, whitened by the Hessian at the MAP or not); straightening the ridge does.
+
+    Construction, with ``x = theta / prior_scale`` (for the Gaussian prior ``N(0, I)``) and
+    ``g(x) = L^{-1} A rho_fn(prior_scale x)`` (``C = L L^T``): the SVD of ``dg/dx`` at the MAP,
+    ``U S V^T``, splits ``x`` into the ``k`` directions the data fix better than the prior
+    (``S > threshold``) and the rest, ``x = x_MAP + V_n t + V_k s``. The sampled coordinates are
+    ``eta = U_k^T (g(x) - g(x_MAP))`` (``k`` numbers, in noise units) and ``t`` (prior units);
+    ``s(eta, t)`` solves that equation by ``newton_steps`` Newton steps from ``eta / S``. The
+    density is ``p(x | D) |det dx/d(eta, t)| = p(x | D) / |det(U_k^T (dg/dx) V_k)|``; states
+    where Newton has not converged (residual above ``tol`` noise units) get zero density
+    (NUTS rejects them). Sites: ``eta`` and ``t`` (flat base measures), deterministic
+    ``theta`` and ``rho``.
+
+    Args:
+        rho_fn: ``theta (d,) -> rho (n_omega,)``, differentiable (pure JAX).
+        prior_scale: standard deviations of the Gaussian prior, ``(d,)`` or a scalar; with
+            ``log_prior`` only the units in which ``threshold`` is measured.
+        theta_map: the expansion point (the MAP, or any point that fits the data), ``(d,)``.
+        log_prior: ``theta -> log p(theta)`` (differentiable), e.g. a
+            :class:`~bayesqcd.diffusion.distribution.DiffusionPrior`'s ``log_prob``; default the
+            Gaussian of ``prior_scale``.
+        A, cov, data: forward matrix ``(n_data, n_omega)``, noise covariance, correlator.
+        threshold: singular value of ``dg/dx`` above which a direction counts as data-informed.
+        newton_steps, tol: the inner solve.
+
+    Returns:
+        ``(model, k)``: the NumPyro model (no arguments) and the number ``k`` of data-informed
+        directions (``eta`` has ``k`` components, ``t`` has ``d - k``).
+    """
+    theta_map = jnp.asarray(theta_map, dtype=float)
+    if theta_map.ndim != 1:
+        raise ValueError(f"theta_map must be a 1-D vector, got shape {theta_map.shape}")
+    d = theta_map.shape[0]
+    scale = jnp.broadcast_to(jnp.asarray(prior_scale, dtype=theta_map.dtype), (d,))
+    if not bool(jnp.all(scale > 0)):
+        raise ValueError("prior_scale must be > 0")
+    if not threshold > 0 or int(newton_steps) < 1:
+        raise ValueError(f"need threshold > 0 and newton_steps >= 1, got {threshold}, {newton_steps}")
+    A, L = _check_problem(A, cov, data)
+    G = jax.scipy.linalg.solve_triangular(L, A, lower=True)
+    Dw = jax.scipy.linalg.solve_triangular(L, jnp.asarray(data, dtype=A.dtype), lower=True)
+
+    def g(x):
+        return G @ rho_fn(scale * x)
+
+    x0 = theta_map / scale
+    U, S, Vt = np.linalg.svd(np.asarray(jax.jacfwd(g)(x0)), full_matrices=True)
+    k = int(np.sum(S > threshold))
+    if k == 0:
+        raise ValueError(f"no direction is fixed by the data better than by the prior (largest "
+                         f"singular value {S.max():.3g} <= threshold {threshold})")
+    Uk, Sk = jnp.asarray(U[:, :k]), jnp.asarray(S[:k])
+    Vk, Vn = jnp.asarray(Vt[:k].T), jnp.asarray(Vt[k:].T)
+    g0 = g(x0)
+
+    def to_x(eta, t):
+        base = x0 + Vn @ t
+
+        def F(s):
+            return Uk.T @ (g(base + Vk @ s) - g0) - eta
+
+        def newton(s, _):
+            return s - jnp.linalg.solve(jax.jacfwd(F)(s), F(s)), None
+
+        s, _ = jax.lax.scan(newton, eta / Sk, None, length=int(newton_steps))
+        return base + Vk @ s, jnp.max(jnp.abs(F(s)))
+
+    def model() -> None:
+        eta = numpyro.sample("eta", dist.ImproperUniform(constraints.real_vector, (), (k,)))
+        t = numpyro.sample("t", dist.ImproperUniform(constraints.real_vector, (), (d - k,)))
+        x, residual = to_x(eta, t)
+        valid = (residual < tol) & jnp.all(jnp.isfinite(x))
+        x = jnp.where(valid, x, x0)  # a failed solve is rejected; never evaluate the prior there
+        Jk = jax.jacfwd(lambda s: Uk.T @ g(x + Vk @ s))(jnp.zeros(k, x.dtype))  # k JVPs, not d
+        logdet = jnp.linalg.slogdet(Jk)[1]
+        log_pr = -0.5 * jnp.sum(x**2) if log_prior is None else log_prior(scale * x)
+        log_p = -0.5 * jnp.sum((Dw - g(x)) ** 2) + log_pr - logdet
+        numpyro.factor("log_posterior", jnp.where(valid, log_p, -jnp.inf))
+        numpyro.deterministic("theta", scale * x)
+        numpyro.deterministic("rho", rho_fn(scale * x))
+
+    return model, k

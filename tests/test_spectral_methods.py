@@ -102,11 +102,11 @@ def test_score_posterior_low_noise_full_size_prior():
 
 
 def test_diffusion_prior_nuts_runs_and_fits(problem, prior):
-    """NUTS with the DiffusionPrior distribution (exact probability-flow likelihood): a few
-    draws only (each gradient is an ODE solve), started at the representation of the MEM
-    solution; they stay positive and keep the peak."""
+    """NUTS with the DiffusionPrior distribution (exact probability-flow likelihood) in the
+    data-informed coordinates about the representation of the MEM solution: a few draws only
+    (each gradient is an ODE solve); they stay positive and keep the peak."""
     cfg, mock = problem
-    cfg = small_cfg(dp_warmup=5, dp_samples=5, dp_tree_depth=2)
+    cfg = small_cfg(dp_warmup=5, dp_samples=5, dp_tree_depth=2, dp_chains=1, dp_init_draws=4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)
         idata = run_method("diffusion-prior", mock, cfg, key=jax.random.key(1), prior=prior, progress=False)
@@ -178,26 +178,86 @@ def test_cli_writes_summary(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_laplace_whitening_makes_a_gaussian_posterior_standard_normal():
-    """For a Gaussian posterior the Laplace coordinates are exact: the whitened potential is
-    |u|^2 / 2 + const, and its deterministic sites map u = 0 to the posterior mode."""
+def _log_density(model, values):
+    from numpyro.infer.util import log_density
+
+    return log_density(model, (), {}, values)[0]
+
+
+def test_data_informed_coordinates_change_variables_exactly():
+    """rho = w exp(P theta) with a Gaussian prior: the density in (eta, t) is the posterior of
+    theta times |det d theta / d(eta, t)| (checked with the Jacobian of the map itself, to
+    1e-6), (0, 0) is the expansion point, and unreachable states have zero density."""
     import numpyro
-    import numpyro.distributions as dist
-    from numpyro.infer.util import initialize_model
 
-    from bayesqcd.spectral_experiment import laplace_whitened
+    from bayesqcd.models.spectral import data_informed_model
 
-    cov = jnp.array([[2.0, 0.9], [0.9, 0.5]])
-    mean = jnp.array([1.0, -3.0])
+    omega, w = sp.omega_grid(30, 10.0)
+    A = sp.forward_matrix(sp.kallen_lehmann_kernel(jnp.linspace(0.0, 8.0, 6), omega), w)
+    P = jax.random.normal(jax.random.key(0), (30, 5)) * 0.3
+    scale = jnp.array([1.0, 2.0, 0.5, 1.0, 1.0])
 
-    def model():
-        numpyro.sample("x", dist.MultivariateNormal(mean, cov))
+    def rho_fn(theta):
+        return omega * jnp.exp(P @ theta)
 
-    whitened, init = laplace_whitened(model, key=jax.random.key(0))
-    info = initialize_model(jax.random.key(1), whitened, init_strategy=init)
-    pot = info.potential_fn
-    u = jax.random.normal(jax.random.key(2), (5, 2))
-    diffs = jax.vmap(lambda v: pot({"u": v}) - pot({"u": jnp.zeros(2)}))(u)
-    np.testing.assert_allclose(diffs, 0.5 * jnp.sum(u**2, axis=1), rtol=1e-6)
-    x0 = info.postprocess_fn({"u": jnp.zeros(2)})["x"]
-    np.testing.assert_allclose(x0, mean, atol=1e-6)
+    theta0 = jnp.array([0.2, -0.1, 0.3, 0.0, 0.1])
+    clean = A @ rho_fn(theta0)
+    cov = sp.noise_covariance(clean, 1e-3)
+    data = clean * (1 + 1e-3 * jax.random.normal(jax.random.key(1), clean.shape))
+    model, k = data_informed_model(rho_fn, scale, theta0, A, cov, data)
+    assert 1 <= k < 5
+    L = jnp.linalg.cholesky(cov)
+
+    def log_post(theta):  # log p(theta | D) + const
+        r = jax.scipy.linalg.solve_triangular(L, data - A @ rho_fn(theta), lower=True)
+        return -0.5 * jnp.sum(r**2) - 0.5 * jnp.sum((theta / scale) ** 2)
+
+    @jax.jit
+    def theta_of(v):
+        sub = numpyro.handlers.substitute(model, {"eta": v[:k], "t": v[k:]})
+        tr = numpyro.handlers.trace(sub).get_trace()
+        return tr["theta"]["value"]
+
+    @jax.jit
+    def check(v):  # log density in (eta, t) - log p(theta | D) - log |det d theta / d(eta, t)|
+        logdet = jnp.linalg.slogdet(jax.jacfwd(theta_of)(v))[1]
+        return _log_density(model, {"eta": v[:k], "t": v[k:]}) - log_post(theta_of(v)) - logdet
+
+    diffs = [float(check(0.3 * jax.random.normal(jax.random.key(10 + i), (5,)))) for i in range(4)]
+    np.testing.assert_allclose(diffs, diffs[0], atol=1e-6)
+    # where no x reaches the data-informed values (or Newton fails) the density is zero
+    assert _log_density(model, {"eta": jnp.full(k, 1e6), "t": jnp.zeros(5 - k)}) == -jnp.inf
+    # eta = 0, t = 0 is the expansion point
+    np.testing.assert_allclose(theta_of(jnp.zeros(5)), theta0, atol=1e-10)
+    with pytest.raises(ValueError, match="prior_scale"):
+        data_informed_model(rho_fn, -1.0, theta0, A, cov, data)
+    with pytest.raises(ValueError, match="no direction"):
+        data_informed_model(rho_fn, scale, theta0, A, cov, data, threshold=1e30)
+
+
+def test_gp_empirical_bayes_finds_a_converged_map():
+    """The evidence scan returns a least-squares optimum (zero gradient of the potential) at an
+    amplitude inside the grid, fitting the data to chi^2 / point ~ 1; bad grids are refused."""
+    from bayesqcd.models.spectral import gp_basis
+    from bayesqcd.spectral_experiment import gp_empirical_bayes, gp_rho, make_problem
+
+    cfg = small_cfg(eps=1e-3)
+    mock = make_problem(cfg)
+    basis = gp_basis(mock.omega, 1.0, 24)
+    eb = gp_empirical_bayes(mock.A, mock.cov, mock.omega, basis, mock.data)
+    assert eb.converged and 0.1 < eb.amplitude < 30 and 0.2 < eb.chi2_per_point < 2.0
+    assert eb.log_evidence.max() == eb.log_evidence[list(eb.amplitudes).index(eb.amplitude)]
+    L = jnp.linalg.cholesky(mock.cov)
+    rho_fn = gp_rho(mock.omega, basis)
+
+    def potential(theta):
+        r = jax.scipy.linalg.solve_triangular(L, mock.data - mock.A @ rho_fn(theta, eb.amplitude), lower=True)
+        return 0.5 * jnp.sum(r**2) + theta[0] ** 2 / 18 + 0.5 * jnp.sum(theta[1:] ** 2)
+
+    theta = jnp.asarray(eb.theta)
+    g = jax.grad(potential)(theta)
+    H = jax.hessian(potential)(theta)
+    # Newton decrement g^T H^-1 g: the potential is within 1e-6 of its minimum
+    assert float(g @ jnp.linalg.solve(H, g)) < 1e-6
+    with pytest.raises(ValueError, match="amplitudes"):
+        gp_empirical_bayes(mock.A, mock.cov, mock.omega, basis, mock.data, amplitudes=[-1.0, 1.0])

@@ -128,3 +128,48 @@ def test_whiten_decorrelates_the_training_features():
     np.testing.assert_allclose(np.cov(np.asarray(a).T, bias=True), np.eye(3), atol=1e-6)
     np.testing.assert_allclose(np.asarray(a).mean(0), 0.0, atol=1e-6)
     assert b.shape == (10, 3)
+
+
+def _moments(images):
+    """Centroid-frame second moments (xx, yy, xy) and third moments (x, y) of the ink [px^k]."""
+    idx = np.arange(images.shape[-1], dtype=float)
+    ys, xs = np.meshgrid(idx, idx, indexing="ij")
+    w = images / images.sum(axis=(1, 2), keepdims=True)
+    dx = xs - (w * xs).sum(axis=(1, 2), keepdims=True)
+    dy = ys - (w * ys).sum(axis=(1, 2), keepdims=True)
+    m = lambda f: (w * f).sum(axis=(1, 2))  # noqa: E731
+    return m(dx * dx), m(dy * dy), m(dx * dy), m(dx**3), m(dy**3)
+
+
+def test_orient_images_gives_the_principal_frame_whatever_the_orientation(tiny):
+    """In the output the ink's second moments are diagonal with the larger one along x, both
+    third moments are >= 0 and the ink box is centred with longer side ~ extent; turning or
+    mirroring the input by the exact symmetries of the pixel grid (90-degree turns,
+    transposition, flips) changes nothing, up to rounding; empty images pass through; bad
+    shapes and extents are refused."""
+    from bayesqcd.topology_eval import orient_images, prepare_images
+
+    x = np.asarray(tiny, dtype=np.float64)
+    out = np.asarray(orient_images(jnp.asarray(x), 20.0))
+    sxx, syy, sxy, tx, ty = _moments(out)
+    spread = sxx + syy
+    assert np.all(np.abs(sxy) < 0.02 * spread)
+    assert np.all(sxx >= syy - 0.02 * spread)
+    assert np.all(tx > -0.02 * spread**1.5) and np.all(ty > -0.02 * spread**1.5)
+    idx = np.arange(32)
+    for img in out > 0.05:
+        (ylo, yhi), (xlo, xhi) = [(idx[m].min(), idx[m].max()) for m in (img.any(1), img.any(0))]
+        assert abs((ylo + yhi) / 2 - 15.5) <= 1.0 and abs((xlo + xhi) / 2 - 15.5) <= 1.0
+        assert 18 <= max(yhi - ylo, xhi - xlo) <= 22
+    for turned in (np.rot90(x, 1, axes=(1, 2)), np.rot90(x, 2, axes=(1, 2)), x.transpose(0, 2, 1),
+                   x[:, ::-1, :], x[:, :, ::-1]):
+        again = np.asarray(orient_images(jnp.asarray(np.ascontiguousarray(turned)), 20.0))
+        np.testing.assert_allclose(again, out, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(prepare_images(jnp.asarray(x), 20.0, orient=True)), out)
+    assert float(jnp.abs(orient_images(jnp.zeros((2, 32, 32)))).max()) == 0.0
+    with pytest.raises(ValueError, match="square"):
+        orient_images(jnp.zeros((1, 32, 16)))
+    with pytest.raises(ValueError, match="extent"):
+        orient_images(tiny, 31.0)
+    with pytest.raises(ValueError, match="extent"):
+        prepare_images(tiny, None, orient=True)
