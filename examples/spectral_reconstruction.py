@@ -64,6 +64,10 @@ def main() -> None:
     tabulate([(mock, folder) for mock, folder, _, _ in runs], out)
 
 
+MSE_TOP = 1.0
+"""Top of the figure's MSE axis (the peaks are of height ~1): larger MSEs are marked off scale."""
+
+
 def tabulate(runs: list[tuple[str, Path]], out: Path) -> None:
     """One table (OUT/table.md) and the metrics-vs-noise figure from the runs' summary.json."""
     rows = ["| mock | method | eps | MSE | KL | 95% coverage | wall time [s] | max R-hat (rho) |",
@@ -91,12 +95,22 @@ def tabulate(runs: list[tuple[str, Path]], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    off_scale = False
     for (mock, method), pts in sorted(curves.items()):
         pts.sort()
         e = [p[0] for p in pts]
         style = "-o" if mock == "bw1" else "--s"
-        axes[0].loglog(e, [p[1] for p in pts], style, label=f"{mock} {method}", ms=3)
+        # MSE above MSE_TOP (run-away draws) is drawn as a triangle on the top edge, not dropped
+        mse = [min(p[1], MSE_TOP) for p in pts]
+        line, = axes[0].loglog(e, mse, style, label=f"{mock} {method}", ms=3)
+        high = [(x, MSE_TOP) for x, p in zip(e, pts) if not p[1] <= MSE_TOP]
+        if high:
+            off_scale = True
+            axes[0].plot(*zip(*high), "^", color=line.get_color(), ms=8)
         axes[1].semilogx(e, [p[2] for p in pts], style, label=f"{mock} {method}", ms=3)
+    axes[0].set_ylim(top=MSE_TOP * 1.5)
+    if off_scale:
+        axes[0].set_title(f"triangles: MSE > {MSE_TOP:g} (off scale, see table.md)", fontsize=8)
     axes[0].set_xlabel("relative noise eps"), axes[0].set_ylabel("MSE of the point estimate")
     axes[1].set_xlabel("relative noise eps"), axes[1].set_ylabel("coverage of the 95% band")
     axes[1].axhline(0.95, color="k", lw=0.8)

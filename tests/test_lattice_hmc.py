@@ -31,7 +31,7 @@ def test_hmc_reproduces_free_propagator():
     assert np.all(np.abs((mean - 2 * exact) / err) > 10)
     # Schwinger-Dyson identity <(1/V) sum phi dS/dphi> = 1
     w = np.asarray(ward_identity(jax.grad(action), jnp.asarray(phi)))
-    v, e = stats.jackknife(lambda a: a, stats.bin_means(w, 4))
+    v, e = stats.jackknife(lambda a: a, stats.bin_means(w, max(1, int(np.ceil(4 * stats.tau_int(w)[0])))))
     assert abs(v - 1.0) < 4 * e and e < 0.02
     # mean field is zero
     M = phi.mean(axis=(-2, -1))
