@@ -137,9 +137,12 @@ def orient_images(images: Float[Array, "B H W"], extent: float = 22.0,
         wt = img / jnp.where(ink > 0, ink, 1.0)
         mx, my = (wt * xs).sum(), (wt * ys).sum()
         dx, dy = xs - mx, ys - my
-        sxy = (wt * dx * dy).sum()
-        cov = jnp.stack([jnp.stack([(wt * dx * dx).sum(), sxy]), jnp.stack([sxy, (wt * dy * dy).sum()])])
-        _, vecs = jnp.linalg.eigh(cov)                      # ascending eigenvalues
+        sxx, syy, sxy = (wt * dx * dx).sum(), (wt * dy * dy).sum(), (wt * dx * dy).sum()
+        # eigenvectors of the 2 x 2 second moments in closed form (no batched LAPACK call, see
+        # bayesqcd.inference.score_posterior): the major axis is at angle theta to x
+        theta = 0.5 * jnp.arctan2(2 * sxy, sxx - syy)
+        major = jnp.stack([jnp.cos(theta), jnp.sin(theta)])
+        minor = jnp.stack([-jnp.sin(theta), jnp.cos(theta)])
         mask = img > threshold
 
         def frame(e):
@@ -148,7 +151,7 @@ def orient_images(images: Float[Array, "B H W"], extent: float = 22.0,
             lo, hi = jnp.min(jnp.where(mask, u, jnp.inf)), jnp.max(jnp.where(mask, u, -jnp.inf))
             return e, lo, hi
 
-        (e1, lo1, hi1), (e2, lo2, hi2) = frame(vecs[:, 1]), frame(vecs[:, 0])
+        (e1, lo1, hi1), (e2, lo2, hi2) = frame(major), frame(minor)
         scale = jnp.maximum(jnp.maximum(hi1 - lo1, hi2 - lo2), 1.0) / extent
         a1 = (lo1 + hi1) / 2 + scale * (xs - c)
         a2 = (lo2 + hi2) / 2 + scale * (ys - c)
