@@ -333,6 +333,22 @@ def _chains(models_and_inits: list[tuple[Any, dict[str, Any]]], nuts_kw: dict[st
     return idata
 
 
+def _guided_draws(prior: SpectralPrior, mock: sp.MockData, cfg: SpectralConfig, key: jax.Array,
+                  n_samples: int, progress: bool):
+    """``n_samples`` draws of the score-based posterior sampler with the trained ``prior`` and
+    ``cfg``'s guidance settings (float64), as InferenceData with ``x`` and ``rho``."""
+    from bayesqcd.inference.score_posterior import sample_posterior
+
+    score, rep = _f64(prior.score), _f64(prior.representation)
+    A = jnp.asarray(mock.A)
+    return sample_posterior(score, prior.sde, lambda x: A @ rep.to_rho(x), mock.data, mock.cov,
+                            key, shape=(rep.dim,), n_samples=n_samples, guidance=cfg.guidance,
+                            solver=cfg.solver, covariance=cfg.covariance, x0_clip=cfg.x0_clip,
+                            n_steps=cfg.sampler_steps, zeta=cfg.dps_zeta, rtol=1e-4, atol=1e-4,
+                            transform=lambda x: {"rho": rep.to_rho(x)}, progress=progress,
+                            batch_size=100)
+
+
 def run_method(method: str, mock: sp.MockData, cfg: SpectralConfig, *, key: jax.Array,
                prior: SpectralPrior | None = None, progress: bool = True):
     """Run one method on ``mock``; returns InferenceData with ``posterior["rho"]``."""
@@ -385,20 +401,9 @@ def run_method(method: str, mock: sp.MockData, cfg: SpectralConfig, *, key: jax.
             set_attrs(idata, attrs)
             return idata
         if method == "score":
-            from bayesqcd.inference.score_posterior import sample_posterior
-
-            score, rep = _f64(prior.score), _f64(prior.representation)
-            A = jnp.asarray(mock.A)
-            return sample_posterior(score, prior.sde, lambda x: A @ rep.to_rho(x), mock.data, mock.cov,
-                                    key, shape=(rep.dim,), n_samples=cfg.score_samples,
-                                    guidance=cfg.guidance, solver=cfg.solver,
-                                    covariance=cfg.covariance, x0_clip=cfg.x0_clip,
-                                    n_steps=cfg.sampler_steps, zeta=cfg.dps_zeta, rtol=1e-4, atol=1e-4,
-                                    transform=lambda x: {"rho": rep.to_rho(x)}, progress=progress,
-                                    batch_size=100)
+            return _guided_draws(prior, mock, cfg, key, cfg.score_samples, progress)
         if method == "diffusion-prior":
             from bayesqcd.diffusion.distribution import DiffusionPrior
-            from bayesqcd.inference.score_posterior import sample_posterior
             from bayesqcd.models.spectral import data_informed_model
 
             score, rep = _f64(prior.score), _f64(prior.representation)
@@ -411,10 +416,7 @@ def run_method(method: str, mock: sp.MockData, cfg: SpectralConfig, *, key: jax.
             # sampled in data-informed coordinates about its own start.
             start = time.perf_counter()
             k_init, k_run = jax.random.split(key)
-            guided = sample_posterior(score, prior.sde, lambda x: A @ rep.to_rho(x), mock.data, mock.cov,
-                                      k_init, shape=(rep.dim,), n_samples=cfg.dp_init_draws,
-                                      guidance=cfg.guidance, solver=cfg.solver, covariance=cfg.covariance,
-                                      x0_clip=cfg.x0_clip, n_steps=cfg.sampler_steps, progress=False)
+            guided = _guided_draws(prior, mock, cfg, k_init, cfg.dp_init_draws, progress=False)
             xs = jnp.asarray(guided.posterior["x"].values[0])
 
             def log_post(x):
