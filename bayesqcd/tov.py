@@ -36,6 +36,7 @@ grad (with respect to EoS parameters, through the table construction) all work.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import diffrax
@@ -254,6 +255,7 @@ def _stars_from_t(eos: EoSTable, t_c: Float[Array, " B"], config: SolverConfig) 
     return Stars(p_c=p_c, M=m / units.MSUN_KM, R=r, Lambda=lam_tidal, k2=k2, valid=ok)
 
 
+@functools.partial(jax.jit, static_argnames=("config",))
 def solve_tov(
     eos: EoSTable,
     p_c: Float[Array, "*b"],
@@ -270,6 +272,8 @@ def solve_tov(
 
     Returns:
         :class:`Stars` with the shape of ``p_c``: M [M_sun], R [km], Lambda, k2, valid.
+
+    Compiled with ``jax.jit`` (``config`` static): a new shape or config compiles once.
     """
     p_c = jnp.asarray(p_c)
     flat = p_c.reshape(-1)
@@ -356,6 +360,7 @@ def _lagrange(xs: Array, ys: Array, x: Array) -> tuple[Array, Array]:
     return val, der
 
 
+@functools.partial(jax.jit, static_argnames=("n_points", "config", "zoom_levels"))
 def mass_radius_curve(
     eos: EoSTable,
     n_points: int = 100,
@@ -377,6 +382,10 @@ def mass_radius_curve(
             -- M_max, its radius and central pressure come from the vertex of the parabola
             in log p_c through the three grid stars around the maximum (accurate to
             ~1e-3 M_sun with 32 stars), and knot pressures are not candidates.
+
+    Compiled with ``jax.jit`` (``n_points``, ``config``, ``zoom_levels`` static): the first
+    call for a table shape compiles (~15 s on a 2-core CPU), later ones take ~10 ms, against
+    ~8 s per call run op by op.
     """
     if zoom_levels < 0:
         raise ValueError(f"zoom_levels = {zoom_levels} must be >= 0")
