@@ -22,7 +22,7 @@ def test_hmc_reproduces_free_propagator():
     assert 0.6 < idata.posterior.attrs["mean_accept_prob"] < 1.0
     C = np.asarray(two_point(jnp.asarray(phi)))            # (chain, draw, L, L)
     tau = stats.tau_int(C[..., 0, 0])[0]
-    bins = stats.bin_means(C, max(1, int(np.ceil(4 * tau))))
+    bins = stats.bin_means(C, stats.bin_size_for(tau))
     mean, err = stats.jackknife(lambda c: c, bins)
     exact = np.asarray(action.free_propagator(L))
     z = (mean - exact) / err
@@ -31,7 +31,7 @@ def test_hmc_reproduces_free_propagator():
     assert np.all(np.abs((mean - 2 * exact) / err) > 10)
     # Schwinger-Dyson identity <(1/V) sum phi dS/dphi> = 1
     w = np.asarray(ward_identity(jax.grad(action), jnp.asarray(phi)))
-    v, e = stats.jackknife(lambda a: a, stats.bin_means(w, max(1, int(np.ceil(4 * stats.tau_int(w)[0])))))
+    v, e = stats.jackknife(lambda a: a, stats.bin_means(w, stats.bin_size_for(stats.tau_int(w)[0])))
     assert abs(v - 1.0) < 4 * e and e < 0.02
     # mean field is zero
     M = phi.mean(axis=(-2, -1))

@@ -19,8 +19,6 @@ Ensemble quantities (:func:`summarize`, NumPy post-processing with binned jackkn
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -83,7 +81,7 @@ def summarize(phi, bin_size: int | None = None) -> dict:
     tau, dtau = stats.tau_int(absM)
     if bin_size is None:  # bins of >= 4 tau_int of every primary observable (M^2, M^4 may be slower)
         tau_max = max(tau, *(stats.tau_int(x)[0] for x in (M, M**2, M**4)))
-        bin_size = max(1, math.ceil(4 * tau_max))
+        bin_size = stats.bin_size_for(tau_max)
     bin_size = min(bin_size, phi.shape[1] // 2) if phi.shape[1] >= 4 else 1
     b = {k: stats.bin_means(v, bin_size) for k, v in
          {"M": M, "absM": absM, "M2": M**2, "M4": M**4, "Ct": Ct}.items()}

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import math
+
 import numpy as np
 
 
@@ -66,6 +68,11 @@ def tau_int(x, c: float = 5.0) -> tuple[float, float]:
             break
     tau = max(tau, 0.5)
     return tau, tau * float(np.sqrt(2.0 * (2 * W + 1) / n_tot))
+
+
+def bin_size_for(tau: float) -> int:
+    """Bin size [draws] for nearly independent bins: ``ceil(4 tau_int)``, at least 1."""
+    return max(1, math.ceil(4 * tau))
 
 
 def bin_means(x, bin_size: int) -> np.ndarray:
