@@ -4,7 +4,8 @@ Trains the conv + dense autoencoder on drawings of open arcs and closed curves w
 times, clusters its codes, and writes (atomically)::
 
     DIR/summary.json        matched accuracy, NMI, probe accuracy: codes vs pixels / PCA / statistics
-                            (held-out test set), and the codes' scores on the validation set
+                            (held-out test set; the pixel and PCA baselines also before the
+                            normalisation), and the codes' scores on the validation set
     DIR/history.json        training and validation loss
     DIR/latent.png          codes of the held-out set (2 principal components), coloured by class
     DIR/codes_test.npz      those codes and the true classes (to redraw or re-cluster)
@@ -34,12 +35,20 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                    help="learning-rate schedule: cosine decay to lr/20, or constant (default cosine)")
+    p.add_argument("--frame", choices=("centroid", "box", "axes"), default="centroid",
+                   help="position/size normalisation of every drawing: ink centroid and farthest ink "
+                        "(commutes with turns), the ink's bounding box, or the bounding box in the "
+                        "ink's principal-axis frame (default centroid)")
     p.add_argument("--extent", type=float, default=22.0,
-                   help="rescale every drawing so its ink's bounding box spans this many pixels; "
-                        "0: only centre it (default 22, for 32-px images)")
-    p.add_argument("--orient", action="store_true",
-                   help="also turn every drawing into the frame of its ink's principal axes "
-                        "(a label-free normalisation of orientation, for every representation)")
+                   help="size of every drawing after the normalisation [px]: diameter of its disc "
+                        "(centroid) or longer bounding-box side; 0: only centre it (box frame) "
+                        "(default 22, for 32-px images)")
+    p.add_argument("--stroke-sigma", type=float, default=0.8,
+                   help="stroke-width normalisation: Gaussian blur [px] then division by the "
+                        "maximum; 0: none (default 0.8)")
+    p.add_argument("--rotations", type=int, default=16,
+                   help="turns the autoencoder's code is averaged over (a rotation-invariant code "
+                        "and a pose angle); 0: a plain autoencoder (default 16)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint file to save to and resume from (default: none)")
@@ -60,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.extent < 0:
         raise ValueError(f"--extent must be >= 0 pixels, got {args.extent}")
+    if args.stroke_sigma < 0:
+        raise ValueError(f"--stroke-sigma must be >= 0 pixels, got {args.stroke_sigma}")
     if args.max_winding < 1:
         raise ValueError(f"--max-winding must be >= 1, got {args.max_winding}")
     cfg = DrawingConfig(size=args.size, max_winding=args.max_winding,
@@ -67,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     start = time.time()
     out = run_experiment(jax.random.PRNGKey(args.seed), cfg=cfg, n_train=args.n_train,
                          n_test=args.n_test, n_val=args.n_val, latent=args.latent, steps=args.steps,
-                         extent=args.extent if args.extent > 0 else None, orient=args.orient,
+                         extent=args.extent if args.extent > 0 else None, frame=args.frame,
+                         stroke_sigma=args.stroke_sigma if args.stroke_sigma > 0 else None,
+                         rotations=args.rotations,
                          batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
                          checkpoint=args.checkpoint,
                          progress=not args.no_progress)

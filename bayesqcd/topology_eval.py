@@ -4,14 +4,19 @@ Protocol (labels are used only to score, and to fit the supervised linear probe)
 
 1. draw a training, a held-out test and a validation set with
    :func:`bayesqcd.topology.sample_drawings`;
-2. centre every image on the bounding box of its ink and rescale it to a fixed extent
-   (:func:`normalise_images`; a label-free normalisation of position and size, like MNIST's),
-   optionally in its principal-axis frame (:func:`orient_images`, a normalisation of
-   orientation too), the same for every method below (:func:`prepare_images`);
+2. normalise every image without labels, the same for every method below
+   (:func:`prepare_images`): position and size, by default in a rotation-covariant way
+   (:func:`centroid_normalise`: ink centroid to the centre, farthest ink at a fixed radius; also
+   the bounding box, :func:`normalise_images`, or the principal axes, :func:`orient_images`),
+   then stroke width (:func:`stroke_normalise`: a Gaussian blur divided by its maximum);
 3. train :class:`bayesqcd.nn.autoencoder.ConvAutoencoder` on the training images with the
-   reconstruction loss, through :func:`bayesqcd.nn.train`;
-4. represent every image by (a) its code, (b) its raw pixels, (c) its projection on the top
-   ``latent`` principal components of the training pixels, (d) five simple pixel statistics;
+   reconstruction loss, through :func:`bayesqcd.nn.train`; by default its code is invariant
+   under turns of the image (orbit averaging over ``rotations`` turns, a pose angle for the
+   decoder);
+4. represent every image by (a) its code, (b) its pixels, (c) its projection on the top
+   ``latent`` principal components of the training pixels (and on the top 2), (d) the pixels of
+   the drawing as generated, before the normalisation, and their top ``latent`` principal
+   components, (e) five simple pixel statistics of the drawing as generated;
 5. for each representation: fit k-means and a Gaussian mixture with as many clusters as classes
    on the training features (whitened, full covariances; for raw pixels standardised, diagonal
    ones; restarts chosen by inertia / likelihood),
@@ -22,6 +27,7 @@ Protocol (labels are used only to score, and to fit the supervised linear probe)
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -64,6 +70,26 @@ def centre_images(images: Float[Array, "B H W"], threshold: float = 0.05) -> Flo
     return jax.vmap(one)(padded, dy, dx)
 
 
+def _pixel_grid(images: Array, extent: float) -> tuple[Array, Array, float]:
+    """Refuse non-square images and an ``extent`` [px] outside ``(0, size - 2]``; return the pixel
+    coordinates ``(ys, xs)`` (row, column) and the image centre [px]."""
+    b, h, w = images.shape
+    if h != w:
+        raise ValueError(f"images must be square, got {h} x {w}")
+    if not 0 < extent <= h - 2:
+        raise ValueError(f"extent must be in (0, {h - 2}] pixels, got {extent}")
+    idx = jnp.arange(h, dtype=images.dtype)
+    ys, xs = jnp.meshgrid(idx, idx, indexing="ij")
+    return ys, xs, (h - 1) / 2
+
+
+def _ink_centroid(img: Array, ys: Array, xs: Array) -> tuple[Array, Array, Array]:
+    """The ink as weights of unit sum, and its centroid ``(x, y)`` [px]."""
+    ink = img.sum()
+    wt = img / jnp.where(ink > 0, ink, 1.0)
+    return wt, (wt * xs).sum(), (wt * ys).sum()
+
+
 def normalise_images(images: Float[Array, "B H W"], extent: float = 22.0,
                      threshold: float = 0.05) -> Float[Array, "B H W"]:
     """Centre and rescale each drawing so that the longer side of the bounding box of its ink
@@ -76,13 +102,10 @@ def normalise_images(images: Float[Array, "B H W"], extent: float = 22.0,
     bounding-box side [px], at least 1). ``extent`` is in output pixels, in ``(0, size - 2]``.
     Images without ink are returned unchanged.
     """
-    b, h, w = images.shape
-    if h != w:
-        raise ValueError(f"images must be square, got {h} x {w}")
-    if not 0 < extent <= h - 2:
-        raise ValueError(f"extent must be in (0, {h - 2}] pixels, got {extent}")
+    ys, xs, c = _pixel_grid(images, extent)
+    h = images.shape[1]
     mask = images > threshold
-    idx = jnp.arange(h, dtype=images.dtype)
+    idx = ys[:, 0]
 
     def bounds(m):
         lo = jnp.min(jnp.where(m, idx, h), axis=1)
@@ -91,11 +114,9 @@ def normalise_images(images: Float[Array, "B H W"], extent: float = 22.0,
 
     (ylo, yhi), (xlo, xhi) = bounds(mask.any(axis=2)), bounds(mask.any(axis=1))
     empty = yhi < ylo
-    c = (h - 1) / 2
     cy = jnp.where(empty, c, (ylo + yhi) / 2)
     cx = jnp.where(empty, c, (xlo + xhi) / 2)
     scale = jnp.where(empty, 1.0, jnp.maximum(jnp.maximum(yhi - ylo, xhi - xlo), 1.0) / extent)
-    ys, xs = jnp.meshgrid(idx, idx, indexing="ij")
 
     def one(img, cy, cx, s):
         coords = [cy + (ys - c) * s, cx + (xs - c) * s]
@@ -123,19 +144,10 @@ def orient_images(images: Float[Array, "B H W"], extent: float = 22.0,
     eigenvalues (or a third moment) nearly vanish the frame is ill-defined, but so is the
     orientation it removes. Images without ink are returned unchanged.
     """
-    b, h, w = images.shape
-    if h != w:
-        raise ValueError(f"images must be square, got {h} x {w}")
-    if not 0 < extent <= h - 2:
-        raise ValueError(f"extent must be in (0, {h - 2}] pixels, got {extent}")
-    idx = jnp.arange(h, dtype=images.dtype)
-    ys, xs = jnp.meshgrid(idx, idx, indexing="ij")
-    c = (h - 1) / 2
+    ys, xs, c = _pixel_grid(images, extent)
 
     def one(img):
-        ink = img.sum()
-        wt = img / jnp.where(ink > 0, ink, 1.0)
-        mx, my = (wt * xs).sum(), (wt * ys).sum()
+        wt, mx, my = _ink_centroid(img, ys, xs)
         dx, dy = xs - mx, ys - my
         sxx, syy, sxy = (wt * dx * dx).sum(), (wt * dy * dy).sum(), (wt * dx * dy).sum()
         # eigenvectors of the 2 x 2 second moments in closed form (no batched LAPACK call, see
@@ -159,19 +171,88 @@ def orient_images(images: Float[Array, "B H W"], extent: float = 22.0,
         out = jax.scipy.ndimage.map_coordinates(img, coords, order=1, mode="constant", cval=0.0)
         return jnp.where(mask.any(), out, img)
 
-    return jax.lax.map(one, images, batch_size=min(b, 256))
+    return jax.lax.map(one, images, batch_size=min(images.shape[0], 256))
 
 
-def prepare_images(images: Float[Array, "B H W"], extent: float | None = 22.0,
-                   orient: bool = False) -> Float[Array, "B H W"]:
-    """The label-free normalisation every representation sees: :func:`normalise_images` to
-    ``extent`` pixels (``None``: only :func:`centre_images`), or with ``orient`` the same in the
-    drawing's principal-axis frame (:func:`orient_images`; needs an ``extent``)."""
-    if orient:
-        if extent is None:
-            raise ValueError("orient needs an extent (the size of the turned drawing), got None")
-        return orient_images(images, extent)
-    return centre_images(images) if extent is None else normalise_images(images, extent)
+def centroid_normalise(images: Float[Array, "B H W"], extent: float = 22.0,
+                       threshold: float = 0.05) -> Float[Array, "B H W"]:
+    """Move each drawing's ink centroid to the image centre and rescale it so that its farthest
+    inked pixel (above ``threshold``) lies ``extent / 2`` output pixels from the centre.
+
+    A label-free normalisation of position and size that commutes with turns of the drawing (a
+    turned drawing gives the turned image, up to resampling), unlike the bounding box of
+    :func:`normalise_images`, whose size depends on the orientation. Output pixel ``p`` samples
+    the input, by bilinear interpolation (zero outside), at ``m + (p - c) s`` with ``m`` the
+    intensity-weighted centroid, ``c`` the image centre and ``s = r_max / (extent / 2)`` (``r_max``
+    [input px] the largest distance of an inked pixel from ``m``, at least 1). ``extent`` is the
+    diameter [output px] of the disc the drawing then fills, in ``(0, size - 2]``. Images without
+    ink are returned unchanged.
+    """
+    ys, xs, c = _pixel_grid(images, extent)
+
+    def one(img):
+        _, mx, my = _ink_centroid(img, ys, xs)
+        mask = img > threshold
+        r_max = jnp.max(jnp.where(mask, jnp.hypot(xs - mx, ys - my), 0.0))
+        s = jnp.maximum(r_max, 1.0) / (extent / 2)
+        out = jax.scipy.ndimage.map_coordinates(img, [my + (ys - c) * s, mx + (xs - c) * s], order=1,
+                                                mode="constant", cval=0.0)
+        return jnp.where(mask.any(), out, img)
+
+    return jax.lax.map(one, images, batch_size=min(images.shape[0], 256))
+
+
+def stroke_normalise(images: Float[Array, "B H W"], sigma: float = 0.8) -> Float[Array, "B H W"]:
+    """Blur each image with a Gaussian of ``sigma`` [px] and divide it by its maximum.
+
+    A label-free normalisation of the stroke width, a nuisance of the generator: a stroke of width
+    ``w`` [px] blurred by ``sigma`` has a cross-section of width ~ ``sqrt(sigma^2 + w^2 / 12)`` and
+    height ~ ``w``; dividing by the maximum removes the height, so for the generator's widths
+    (0.5-2.3 px at the original scale) the blurred profiles differ by less than 30% in width (a
+    factor of ~5 before). The kernel is truncated at 3 sigma. Images without ink stay zero.
+    """
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0 pixels, got {sigma}")
+    r = int(math.ceil(3 * sigma))
+    t = jnp.arange(-r, r + 1, dtype=images.dtype)
+    k = jnp.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+
+    def one(img):
+        out = jax.scipy.signal.convolve(jax.scipy.signal.convolve(img, k[:, None], mode="same"),
+                                        k[None, :], mode="same")
+        top = out.max()
+        return out / jnp.where(top > 0, top, 1.0)
+
+    return jax.lax.map(one, images, batch_size=min(images.shape[0], 256))
+
+
+FRAMES = ("centroid", "box", "axes")
+"""The position / size normalisations of :func:`prepare_images`."""
+
+
+def prepare_images(images: Float[Array, "B H W"], frame: str = "centroid",
+                   extent: float | None = 22.0, stroke_sigma: float | None = 0.8
+                   ) -> Float[Array, "B H W"]:
+    """The label-free normalisation every representation sees.
+
+    ``frame``: ``"centroid"`` (:func:`centroid_normalise`: the drawing fills a disc of diameter
+    ``extent``, commutes with turns), ``"box"`` (:func:`normalise_images`: the ink's bounding box
+    spans ``extent``; with ``extent=None`` only centred, :func:`centre_images`) or ``"axes"``
+    (:func:`orient_images`: the bounding box in the ink's principal-axis frame). Then, unless
+    ``stroke_sigma`` is ``None``, :func:`stroke_normalise` with that blur [px].
+    """
+    if frame not in FRAMES:
+        raise ValueError(f"frame must be one of {FRAMES}, got {frame!r}")
+    if extent is None and frame != "box":
+        raise ValueError(f"frame {frame!r} needs an extent (the size of the drawing), got None")
+    if frame == "centroid":
+        x = centroid_normalise(images, extent)
+    elif frame == "axes":
+        x = orient_images(images, extent)
+    else:
+        x = centre_images(images) if extent is None else normalise_images(images, extent)
+    return x if stroke_sigma is None else stroke_normalise(x, stroke_sigma)
 
 
 def whiten(train: Float[Array, "N D"], *others: Array) -> tuple[Array, ...]:
@@ -210,23 +291,25 @@ def evaluate_features(key: PRNGKeyArray, f_train: Array, y_train: Array, f_test:
 
 def fit_autoencoder(k_init: PRNGKeyArray, k_train: PRNGKeyArray, x_train: Float[Array, "N H W"],
                     x_val: Float[Array, "M H W"], *, latent: int = 8,
-                    channels: tuple[int, ...] = (8, 16, 16), hidden: int = 64, steps: int = 3000,
-                    batch_size: int = 64, lr: float = 2e-3, schedule: str = "cosine",
-                    checkpoint: str | os.PathLike[str] | None = None, progress: bool = True):
-    """Train a :class:`ConvAutoencoder` on ``x_train`` (Adam, minibatches with replacement);
-    returns ``(model, TrainResult)``. ``schedule``: ``"constant"`` learning rate ``lr``, or
-    ``"cosine"`` decay from ``lr`` to ``lr / 20`` over the ``steps``."""
+                    channels: tuple[int, ...] = (16, 32, 32), hidden: int = 128, rotations: int = 16,
+                    steps: int = 1000, batch_size: int = 64, lr: float = 2e-3,
+                    schedule: str = "cosine", checkpoint: str | os.PathLike[str] | None = None,
+                    progress: bool = True):
+    """Train a :class:`ConvAutoencoder` (``rotations`` > 0: with a rotation-invariant code) on
+    ``x_train`` (Adam, minibatches with replacement, four steps per compiled call: convolutions
+    run faster outside a loop on CPU); returns ``(model, TrainResult)``. ``schedule``: ``"constant"``
+    learning rate ``lr``, or ``"cosine"`` decay from ``lr`` to ``lr / 20`` over the ``steps``."""
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
     rate = lr if schedule == "constant" else optax.cosine_decay_schedule(lr, max(steps, 1), 0.05)
     model = ConvAutoencoder(k_init, size=x_train.shape[-1], latent=latent, channels=channels,
-                            hidden=hidden, dtype=x_train.dtype)
+                            hidden=hidden, rotations=rotations, dtype=x_train.dtype)
     n = x_train.shape[0]
     result = train(model, lambda m, batch, _k: reconstruction_loss(m, batch),
                    lambda k: x_train[jax.random.randint(k, (batch_size,), 0, n)],
                    optax.adam(rate), steps, k_train, val_loss=lambda m: reconstruction_loss(m, x_val),
                    eval_every=max(1, min(250, steps)), checkpoint=checkpoint, progress=progress,
-                   desc="autoencoder")
+                   desc="autoencoder", steps_per_call=4)
     return result.model, result
 
 
@@ -234,36 +317,51 @@ def score_representations(key: PRNGKeyArray, z_tr: Array, z_te: Array, x_tr: Arr
                           y_tr: Array, y_te: Array, n_classes: int, raw_tr: Array | None = None,
                           raw_te: Array | None = None) -> dict[str, dict[str, float]]:
     """:func:`evaluate_features` for the codes, the pixels ``x`` the autoencoder sees, PCA of
-    them with as many components as the code has dimensions, and the simple pixel statistics of
-    the drawings as generated (``raw``, default ``x``: size is a statistic, not a nuisance)."""
-    raw_tr = x_tr if raw_tr is None else raw_tr
-    raw_te = x_te if raw_te is None else raw_te
-    n_tr, n_te = x_tr.shape[0], x_te.shape[0]
-    p_tr, p_te = x_tr.reshape(n_tr, -1), x_te.reshape(n_te, -1)
-    mean, comps = cl.pca(p_tr, z_tr.shape[1])
+    them with as many components as the code has dimensions (``"pca"``) and with two
+    (``"pca_2"``), and the simple pixel statistics of the drawings as generated (``raw``, default
+    ``x``: size is a statistic, not a nuisance). When ``raw`` is given, its pixels and their PCA
+    with the code's dimension are scored too (``"raw_pixels"``, ``"raw_pca"``: the baselines
+    without the normalisation)."""
+    d = z_tr.shape[1]
+
+    def flat_and_pca(a_tr: Array, a_te: Array, k: int) -> tuple[Array, Array, Array, Array]:
+        f_tr, f_te = a_tr.reshape(a_tr.shape[0], -1), a_te.reshape(a_te.shape[0], -1)
+        mean, comps = cl.pca(f_tr, k)
+        return f_tr, f_te, (f_tr - mean) @ comps.T, (f_te - mean) @ comps.T
+
+    p_tr, p_te, proj_tr, proj_te = flat_and_pca(x_tr, x_te, max(d, 2))
     features = {
         "codes": (z_tr, z_te),
         "pixels": (p_tr, p_te),
-        "pca": ((p_tr - mean) @ comps.T, (p_te - mean) @ comps.T),
-        "pixel_statistics": (pixel_statistics(raw_tr), pixel_statistics(raw_te)),
+        "pca": (proj_tr[:, :d], proj_te[:, :d]),
+        "pca_2": (proj_tr[:, :2], proj_te[:, :2]),
     }
+    unnormalised = raw_tr is not None and raw_te is not None
+    if not unnormalised:
+        raw_tr, raw_te = x_tr, x_te
+    features["pixel_statistics"] = (pixel_statistics(raw_tr), pixel_statistics(raw_te))
+    if unnormalised:
+        r_tr, r_te, rproj_tr, rproj_te = flat_and_pca(raw_tr, raw_te, d)
+        features["raw_pixels"] = (r_tr, r_te)
+        features["raw_pca"] = (rproj_tr, rproj_te)
     return {name: evaluate_features(jax.random.fold_in(key, i), f_tr, y_tr, f_te, y_te, n_classes)
             for i, (name, (f_tr, f_te)) in enumerate(features.items())}
 
 
 def run_experiment(key: PRNGKeyArray, *, cfg: DrawingConfig = DrawingConfig(), n_train: int = 2000,
                    n_test: int = 1000, n_val: int = 500, latent: int = 8,
-                   channels: tuple[int, ...] = (8, 16, 16), hidden: int = 64, steps: int = 1000,
-                   batch_size: int = 64, lr: float = 2e-3, schedule: str = "cosine",
-                   extent: float | None = 22.0, orient: bool = False,
+                   channels: tuple[int, ...] = (16, 32, 32), hidden: int = 128, rotations: int = 16,
+                   steps: int = 1000, batch_size: int = 64, lr: float = 2e-3,
+                   schedule: str = "cosine", frame: str = "centroid", extent: float | None = 22.0,
+                   stroke_sigma: float | None = 0.8,
                    checkpoint: str | os.PathLike[str] | None = None,
                    progress: bool = True) -> dict[str, Any]:
     """The whole protocol of the module docstring.
 
-    ``extent``: the size [px] every drawing is rescaled to by :func:`normalise_images`; ``None``
-    only centres them (:func:`centre_images`). ``orient``: turn every drawing into its
-    principal-axis frame first (:func:`orient_images`). ``n_val`` validation drawings (drawn apart from
-    the training and held-out sets) monitor the reconstruction loss.
+    ``frame``, ``extent``, ``stroke_sigma``: the normalisation (:func:`prepare_images`).
+    ``rotations``: turns the autoencoder's code is averaged over (0: a plain autoencoder).
+    ``n_val`` validation drawings (drawn apart from the training and held-out sets) monitor the
+    reconstruction loss.
 
     Returns a dict with ``summary`` (JSON-ready numbers), ``model``, ``history``, and the arrays
     ``codes_test``, ``labels_test``, ``images_test`` (normalised), needed for the figures.
@@ -278,13 +376,14 @@ def run_experiment(key: PRNGKeyArray, *, cfg: DrawingConfig = DrawingConfig(), n
     k_data, k_init, k_train, k_eval = jax.random.split(key, 4)
     # one compiled call for the three sets: training, held-out test, validation
     drawings = sample_drawings(k_data, n_train + n_test + n_val, cfg)
-    x = prepare_images(drawings.images, extent, orient)
+    x = prepare_images(drawings.images, frame, extent, stroke_sigma)
     x_tr, x_te, x_va = x[:n_train], x[n_train:n_train + n_test], x[n_train + n_test:]
     y_tr = np.asarray(drawings.labels[:n_train])
     y_te = np.asarray(drawings.labels[n_train:n_train + n_test])
 
     model, result = fit_autoencoder(k_init, k_train, x_tr, x_va, latent=latent,
-                                    channels=channels, hidden=hidden, steps=steps,
+                                    channels=channels, hidden=hidden, rotations=rotations,
+                                    steps=steps,
                                     batch_size=batch_size, lr=lr, schedule=schedule,
                                     checkpoint=checkpoint,
                                     progress=progress)
@@ -301,14 +400,14 @@ def run_experiment(key: PRNGKeyArray, *, cfg: DrawingConfig = DrawingConfig(), n
     summary = {
         "n_classes": cfg.n_classes,
         "chance_accuracy": float(np.max(np.bincount(y_te, minlength=cfg.n_classes)) / n_test),
-        "n_train": n_train, "n_test": n_test, "n_val": n_val, "latent": latent, "extent": extent,
-        "orient": orient,
+        "n_train": n_train, "n_test": n_test, "n_val": n_val, "latent": latent, "rotations": rotations,
+        "frame": frame, "extent": extent, "stroke_sigma": stroke_sigma,
         "steps": result.steps,
         "final_train_loss": result.history["train_loss"][-1] if result.history["train_loss"] else None,
         "final_val_loss": result.history["val_loss"][-1] if result.history["val_loss"] else None,
-        "initial_val_loss": float(reconstruction_loss(ConvAutoencoder(
+        "initial_val_loss": float(eqx.filter_jit(reconstruction_loss)(ConvAutoencoder(
             k_init, size=cfg.size, latent=latent, channels=channels, hidden=hidden,
-            dtype=x_tr.dtype), x_va)),
+            rotations=rotations, dtype=x_tr.dtype), x_va)),
         "scores": scores,
         "validation_scores_codes": validation,
         "single_statistic_probe_accuracy": single,
@@ -343,7 +442,9 @@ def plot_latent(codes: Array, labels: Array, path: str | os.PathLike[str], title
 
 def plot_reconstructions(model: ConvAutoencoder, images: Array, labels: Array,
                          path: str | os.PathLike[str], per_class: int = 4) -> None:
-    """Originals (odd rows) and their reconstructions (even rows), ``per_class`` per class."""
+    """Originals (top row) and their reconstructions, ``per_class`` per class; for a
+    rotation-invariant autoencoder also the drawing of each code in the canonical frame (the
+    decoder's output before it is turned to the pose: the same for any turn of the input)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -351,14 +452,21 @@ def plot_reconstructions(model: ConvAutoencoder, images: Array, labels: Array,
 
     labels = np.asarray(labels)
     idx = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)])
-    recon = np.asarray(jax.vmap(eqx.filter_jit(model))(jnp.asarray(images)[idx]))
-    fig, axes = plt.subplots(2, len(idx), figsize=(0.9 * len(idx), 2.0))
-    for j, i in enumerate(idx):
-        axes[0, j].imshow(np.asarray(images[i]), cmap="gray_r", vmin=0, vmax=1)
-        axes[1, j].imshow(recon[j], cmap="gray_r", vmin=0, vmax=1)
-        axes[0, j].set_title("open" if labels[i] == 0 else f"w={labels[i]}", fontsize=7)
-        for ax in axes[:, j]:
-            ax.set_axis_off()
+    x = jnp.asarray(images)[idx]
+    rows = [("input", np.asarray(x)), ("reconstruction", np.asarray(jax.vmap(eqx.filter_jit(model))(x)))]
+    if model.rotations:
+        codes = jax.vmap(eqx.filter_jit(model.encode))(x)
+        rows.append(("canonical frame", np.asarray(jax.vmap(eqx.filter_jit(model.decode))(codes))))
+    fig, axes = plt.subplots(len(rows), len(idx), figsize=(0.9 * len(idx), 1.0 * len(rows)),
+                             squeeze=False)
+    for r, (name, imgs) in enumerate(rows):
+        for j, i in enumerate(idx):
+            axes[r, j].imshow(imgs[j], cmap="gray_r", vmin=0, vmax=1)
+            axes[r, j].set_axis_off()
+            if r == 0:
+                axes[r, j].set_title("open" if labels[i] == 0 else f"w={labels[i]}", fontsize=7)
+        axes[r, 0].text(-0.15, 0.5, name, transform=axes[r, 0].transAxes, fontsize=6,
+                        rotation=90, va="center", ha="right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -18,3 +18,14 @@ def _release_compiled_code():
     yield
     jax.clear_caches()
     gc.collect()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Start the tests marked ``expensive(seconds)`` first, longest first. With one worker per
+    core (pytest-xdist), tests are handed out in collection order, and a minute-long test that
+    starts last keeps one worker busy while the others sit idle."""
+    def seconds(item):
+        mark = item.get_closest_marker("expensive")
+        return mark.args[0] if mark else 0
+
+    items.sort(key=seconds, reverse=True)  # stable: the rest keep their order

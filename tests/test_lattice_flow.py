@@ -76,6 +76,7 @@ def test_independence_metropolis_is_exact_for_a_wrong_proposal():
     assert float(chain.std()) == pytest.approx(0.5, abs=0.02)
 
 
+@pytest.mark.expensive(25)
 def test_metropolis_corrected_flow_reproduces_hmc():
     """L = 4 at the tutorial couplings (m^2 = -4, lambda = 8): a small flow trained for 600
     reverse-KL steps, corrected by independence Metropolis, gives HMC's <|M|> and chi."""

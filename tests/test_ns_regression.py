@@ -142,6 +142,7 @@ def test_augmentation_copies_are_fixed_noisy_observations(eos_sets):
     assert abs(pulls.mean()) < 0.05 and 0.9 < pulls.std() < 1.1  # sorting barely reorders: tiny sigmas
 
 
+@pytest.mark.expensive(25)
 def test_solve_batch_sharded_over_two_devices_matches_one_device():
     cs2 = jax.random.uniform(jax.random.key(3), (5, 3))  # odd: padded to the device count
     u = jax.random.uniform(jax.random.key(4), (5, 4))

@@ -101,6 +101,7 @@ def test_score_posterior_low_noise_full_size_prior():
     assert m["runaway_fraction"] < 0.05 and m["mse"] < 3e-3 and m["coverage"] > 0.8, m
 
 
+@pytest.mark.expensive(50)
 def test_diffusion_prior_nuts_runs_and_fits(problem, prior):
     """NUTS with the DiffusionPrior distribution (exact probability-flow likelihood) in the
     data-informed coordinates about the representation of the MEM solution: a few draws only

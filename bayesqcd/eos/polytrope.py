@@ -15,6 +15,9 @@ core where its last piece crosses the first core piece.
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
@@ -154,6 +157,14 @@ def piecewise_polytrope(
     """
     if all(is_concrete(x) for x in (log10_p1, gamma1, gamma2, gamma3)):
         validate_polytrope(float(log10_p1), float(gamma1), float(gamma2), float(gamma3))
+    return _table(*(jnp.asarray(x, dtype=float) for x in (log10_p1, gamma1, gamma2, gamma3)),
+                  float(rho_max), n_grid)
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))
+def _table(log10_p1: Array, gamma1: Array, gamma2: Array, gamma3: Array, rho_max: float,
+           n_grid: int | None) -> EoSTable:
+    """The table of :func:`piecewise_polytrope` (compiled once, also when called outside jit)."""
     dividing = _pieces(log10_p1, gamma1, gamma2, gamma3)[2][1:]
     rho, lower_side = knotted_grid(jnp.asarray(density_grid(rho_max)), dividing)
     n, eps, p, h, cs2 = polytrope_nodes(log10_p1, gamma1, gamma2, gamma3, rho, lower_side)

@@ -23,7 +23,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from bayesqcd import units
 from bayesqcd.eos.polytrope import NAMED, density_grid, knotted_grid, polytrope_nodes, _pieces
@@ -101,6 +101,13 @@ def sound_speed(
     bounds = jnp.asarray(default_bounds(n_seg) if n_bounds is None else n_bounds, dtype=cs2.dtype)
     if is_concrete(cs2) and is_concrete(bounds):
         validate_sound_speed(np.asarray(cs2), np.asarray(bounds))
+    return _table(cs2, bounds, jnp.asarray(n_max, dtype=cs2.dtype), n_grid)
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _table(cs2: Array, bounds: Array, n_max: Array, n_grid: int | None) -> EoSTable:
+    """The table of :func:`sound_speed` (compiled once per shape, also when called outside jit)."""
+    n_seg = cs2.shape[0]
     low_nodes, n_low_knots = _low_density_nodes()
     n_lo, e_lo, p_lo, h_lo, c_lo = (jnp.asarray(x) for x in low_nodes)
     top = jnp.maximum(n_max, bounds[-1])

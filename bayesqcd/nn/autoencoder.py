@@ -1,9 +1,26 @@
-"""A convolutional + fully connected autoencoder for small single-channel images.
+"""A convolutional + fully connected autoencoder for small single-channel images, optionally with a
+rotation-invariant code.
 
 Encoder: ``n_conv`` stride-2 3x3 convolutions (``size -> size / 2**n_conv``), flatten, a hidden
 dense layer, a linear map to the latent code ``z`` (dimension ``latent``). Decoder: the mirror
 image (dense layers, reshape, stride-2 transposed convolutions) ending in a logit per pixel, so
 that ``x_hat = sigmoid(decoder(z))`` lies in [0, 1].
+
+With ``rotations = K > 0`` the code is made invariant under turns of the image about its centre
+by averaging over the orbit of the cyclic group of K turns, ``beta_k = 2 pi k / K``, and the
+decoder draws in a canonical frame that a *pose* angle turns back:
+
+    z(x)     = (1/K) sum_k f_z(R_{beta_k} x),
+    theta(x) = -arg sum_k f_s(R_{beta_k} x) exp(i beta_k),
+    x_hat    = R_theta sigmoid(decoder(z)),
+
+where ``(f_z, f_s)`` is the encoder network (``latent + 1`` outputs) and ``R_a`` turns an image
+by the angle ``a`` (bilinear resampling, :func:`rotate_image`). For a turn by ``alpha = beta_j``,
+``z(R_alpha x) = z(x)`` exactly and ``theta(R_alpha x) = theta(x) + alpha``, so the
+reconstruction turns with the image while the code cannot carry the orientation; between the
+``beta_k`` both hold up to the resampling and the smoothness of the network. (Group averaging
+of features; the pose-and-canonical-frame decoder follows the idea of spatial-transformer
+autoencoders.)
 
 The reconstruction loss is the per-pixel binary cross-entropy ``-x log x_hat - (1-x) log(1-x_hat)``
 (natural for intensities in [0, 1]; its minimum is at ``x_hat = x``), averaged over pixels.
@@ -11,14 +28,37 @@ The reconstruction loss is the per-pixel binary cross-entropy ``-x log x_hat - (
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 
+def rotate_image(image: Float[Array, "H W"], angle: Float[Array, ""] | float,
+                 mode: str = "constant") -> Float[Array, "H W"]:
+    """The image turned counter-clockwise (in the row = y, column = x frame) by ``angle`` [rad]
+    about its centre: output pixel ``p`` samples the input at ``c + R(-angle) (p - c)`` by bilinear
+    interpolation; outside the input, zero (``mode="constant"``) or the nearest edge pixel
+    (``"nearest"``). ``rotate_image(rotate_image(x, a), b) = rotate_image(x, a + b)`` up to the
+    resampling; differentiable in the image and in the angle."""
+    h, w = image.shape
+    ys, xs = jnp.meshgrid(jnp.arange(h, dtype=image.dtype), jnp.arange(w, dtype=image.dtype),
+                          indexing="ij")
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    c, s = jnp.cos(angle), jnp.sin(angle)
+    dx, dy = xs - cx, ys - cy
+    coords = [cy - s * dx + c * dy, cx + c * dx + s * dy]
+    return jax.scipy.ndimage.map_coordinates(image, coords, order=1, mode=mode, cval=0.0)
+
+
 class ConvAutoencoder(eqx.Module):
-    """Conv + dense autoencoder; call ``encode`` / ``decode`` on one image ``(size, size)``."""
+    """Conv + dense autoencoder; call ``encode`` / ``decode`` on one image ``(size, size)``.
+
+    With ``rotations > 0``, ``encode`` is rotation invariant, ``encode_with_pose`` also gives the
+    orientation and ``reconstruct_logits`` turns the canonical drawing back (module docstring).
+    """
 
     enc_convs: list[eqx.nn.Conv2d]
     enc_dense: list[eqx.nn.Linear]
@@ -27,15 +67,19 @@ class ConvAutoencoder(eqx.Module):
     size: int = eqx.field(static=True)
     channels: tuple[int, ...] = eqx.field(static=True)
     latent: int = eqx.field(static=True)
+    rotations: int = eqx.field(static=True)
 
     def __init__(self, key: PRNGKeyArray, *, size: int = 32, latent: int = 8,
-                 channels: tuple[int, ...] = (16, 32, 32), hidden: int = 128, dtype=None):
+                 channels: tuple[int, ...] = (16, 32, 32), hidden: int = 128, rotations: int = 0,
+                 dtype=None):
         """Args:
             key: PRNG key of the initial weights.
             size: image side in pixels (divisible by ``2**len(channels)``).
             latent: dimension of the code z (>= 1).
             channels: output channels of the stride-2 convolutions.
             hidden: width of the hidden dense layer.
+            rotations: K, the number of turns the code is averaged over (0: a plain
+                autoencoder; otherwise >= 2).
             dtype: parameter dtype (default: JAX's default float).
         """
         n = len(channels)
@@ -45,6 +89,8 @@ class ConvAutoencoder(eqx.Module):
             raise ValueError(f"size must be divisible by 2**len(channels) = {2 ** n}, got {size}")
         if hidden < 1:
             raise ValueError(f"hidden must be >= 1, got {hidden}")
+        if rotations < 0 or rotations == 1:
+            raise ValueError(f"rotations must be 0 (none) or >= 2, got {rotations}")
         dtype = dtype or jnp.zeros(()).dtype
         keys = iter(jax.random.split(key, 2 * n + 5))
         chans = (1, *channels)
@@ -52,7 +98,7 @@ class ConvAutoencoder(eqx.Module):
                                         key=next(keys), dtype=dtype) for i in range(n)]
         flat = channels[-1] * (size // 2 ** n) ** 2
         self.enc_dense = [eqx.nn.Linear(flat, hidden, key=next(keys), dtype=dtype),
-                          eqx.nn.Linear(hidden, latent, key=next(keys), dtype=dtype)]
+                          eqx.nn.Linear(hidden, latent + (rotations > 0), key=next(keys), dtype=dtype)]
         self.dec_dense = [eqx.nn.Linear(latent, hidden, key=next(keys), dtype=dtype),
                           eqx.nn.Linear(hidden, flat, key=next(keys), dtype=dtype)]
         rev = chans[::-1]
@@ -60,18 +106,38 @@ class ConvAutoencoder(eqx.Module):
                                                  stride=2, padding=1, output_padding=1,
                                                  key=next(keys), dtype=dtype) for i in range(n)]
         self.dec_convs.append(eqx.nn.ConvTranspose2d(8, 1, 3, padding=1, key=next(keys), dtype=dtype))
-        self.size, self.channels, self.latent = size, tuple(channels), latent
+        self.size, self.channels, self.latent, self.rotations = size, tuple(channels), latent, rotations
 
-    def encode(self, x: Float[Array, "size size"]) -> Float[Array, " latent"]:
-        """The latent code of one image."""
+    def _features(self, x: Float[Array, "size size"]) -> Array:
+        """The encoder network on one image: ``latent`` (+1 pose score with rotations) outputs."""
         h = x[None]
         for conv in self.enc_convs:
             h = jax.nn.gelu(conv(h))
         h = jax.nn.gelu(self.enc_dense[0](h.reshape(-1)))
         return self.enc_dense[1](h)
 
+    def _orbit(self, x: Float[Array, "size size"]) -> tuple[Array, Array]:
+        """The turns ``beta_k`` and the network's outputs on the turned images ``(K, latent + 1)``."""
+        betas = jnp.arange(self.rotations, dtype=x.dtype) * (2 * math.pi / self.rotations)
+        return betas, jax.vmap(lambda b: self._features(rotate_image(x, b)))(betas)
+
+    def encode(self, x: Float[Array, "size size"]) -> Float[Array, " latent"]:
+        """The latent code of one image (rotation invariant when ``rotations > 0``)."""
+        if not self.rotations:
+            return self._features(x)
+        return self._orbit(x)[1][:, :self.latent].mean(0)
+
+    def encode_with_pose(self, x: Float[Array, "size size"]) -> tuple[Array, Array]:
+        """``(code, pose angle [rad])``; the pose is 0 without rotations."""
+        if not self.rotations:
+            return self._features(x), jnp.zeros((), x.dtype)
+        betas, f = self._orbit(x)
+        s = f[:, self.latent]
+        theta = -jnp.arctan2(jnp.sum(s * jnp.sin(betas)), jnp.sum(s * jnp.cos(betas)))
+        return f[:, :self.latent].mean(0), theta
+
     def decode_logits(self, z: Float[Array, " latent"]) -> Float[Array, "size size"]:
-        """Per-pixel logits of the reconstruction of code ``z``."""
+        """Per-pixel logits of the drawing of code ``z`` (in the canonical frame with rotations)."""
         h = jax.nn.gelu(self.dec_dense[0](z))
         h = jax.nn.gelu(self.dec_dense[1](h))
         s = self.size // 2 ** len(self.channels)
@@ -81,17 +147,23 @@ class ConvAutoencoder(eqx.Module):
         return self.dec_convs[-1](h)[0]
 
     def decode(self, z: Float[Array, " latent"]) -> Float[Array, "size size"]:
-        """Reconstructed image in [0, 1]."""
+        """Drawing in [0, 1] of code ``z`` (in the canonical frame with rotations)."""
         return jax.nn.sigmoid(self.decode_logits(z))
 
+    def reconstruct_logits(self, x: Float[Array, "size size"]) -> Float[Array, "size size"]:
+        """Per-pixel logits of the reconstruction of ``x`` (turned to its pose with rotations)."""
+        z, theta = self.encode_with_pose(x)
+        logits = self.decode_logits(z)
+        return rotate_image(logits, theta, mode="nearest") if self.rotations else logits
+
     def __call__(self, x: Float[Array, "size size"]) -> Float[Array, "size size"]:
-        """Reconstruction of one image."""
-        return self.decode(self.encode(x))
+        """Reconstruction of one image, in [0, 1]."""
+        return jax.nn.sigmoid(self.reconstruct_logits(x))
 
 
 def reconstruction_loss(model: ConvAutoencoder, images: Float[Array, "B H W"]) -> Float[Array, ""]:
     """Mean per-pixel binary cross-entropy between ``images`` and their reconstructions."""
-    logits = jax.vmap(lambda x: model.decode_logits(model.encode(x)))(images)
+    logits = jax.vmap(model.reconstruct_logits)(images)
     bce = jnp.maximum(logits, 0) - logits * images + jnp.log1p(jnp.exp(-jnp.abs(logits)))
     return jnp.mean(bce)
 

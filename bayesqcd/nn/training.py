@@ -83,6 +83,7 @@ def train(
     checkpoint: str | os.PathLike[str] | None = None,
     progress: bool = True,
     desc: str = "training",
+    steps_per_call: int | None = None,
 ) -> TrainResult:
     """Minimise ``loss_fn`` over ``n_steps`` optimiser steps.
 
@@ -100,6 +101,12 @@ def train(
         checkpoint: file to save to every ``eval_every`` steps and to resume from.
         progress: show a tqdm progress bar.
         desc: label of the progress bar.
+        steps_per_call: optimiser steps per compiled call. ``None``: all the steps between two
+            evaluations in one call (a ``lax.scan``; best for small dense networks, whose steps
+            cost less than a call). An integer k: k steps per call, unrolled (best for
+            convolutional networks on CPU, where XLA runs a convolution inside a loop body
+            1.7-4.5x slower than in a call of its own, measured here). The same keys and
+            batches either way.
 
     Returns:
         A :class:`TrainResult`.
@@ -108,6 +115,8 @@ def train(
         raise ValueError(f"n_steps must be >= 0, got {n_steps}")
     if eval_every < 1:
         raise ValueError(f"eval_every must be >= 1, got {eval_every}")
+    if steps_per_call is not None and steps_per_call < 1:
+        raise ValueError(f"steps_per_call must be None or >= 1, got {steps_per_call}")
     if patience is not None and val_loss is None:
         raise ValueError("patience needs a val_loss to watch")
 
@@ -138,15 +147,27 @@ def train(
     @eqx.filter_jit
     def run_chunk(p, s, start, length_marker):
         steps = start + jnp.arange(length_marker.shape[0])
-        (p, s), losses = jax.lax.scan(one_step, (p, s), steps)
-        return p, s, jnp.mean(losses)
+        if steps_per_call is None:
+            (p, s), losses = jax.lax.scan(one_step, (p, s), steps)
+            return p, s, jnp.sum(losses)
+        total = jnp.zeros(())  # unrolled: straight-line code, no loop for XLA to run
+        for i in range(length_marker.shape[0]):
+            (p, s), loss = one_step((p, s), steps[i])
+            total = total + loss
+        return p, s, total
 
     val_jit = eqx.filter_jit(lambda p: val_loss(eqx.combine(p, static))) if val_loss else None
     stopped = False
     bar = tqdm(total=n_steps, initial=min(step, n_steps), desc=desc, disable=not progress)
     while step < n_steps and not stopped:
         length = min(eval_every, n_steps - step)
-        params, opt_state, train_l = run_chunk(params, opt_state, jnp.asarray(step), jnp.zeros(length))
+        loss_sum, done = 0.0, 0
+        while done < length:
+            n = length - done if steps_per_call is None else min(steps_per_call, length - done)
+            params, opt_state, chunk_sum = run_chunk(params, opt_state, jnp.asarray(step + done),
+                                                     jnp.zeros(n))
+            loss_sum, done = loss_sum + chunk_sum, done + n
+        train_l = loss_sum / length
         step += length
         history["step"].append(step)
         history["train_loss"].append(float(train_l))
