@@ -16,9 +16,10 @@ decoder draws in a canonical frame that a *pose* angle turns back:
 
 where ``(f_z, f_s)`` is the encoder network (``latent + 1`` outputs) and ``R_a`` turns an image
 by the angle ``a`` (bilinear resampling, :func:`rotate_image`). For a turn by ``alpha = beta_j``,
-``z(R_alpha x) = z(x)`` exactly and ``theta(R_alpha x) = theta(x) + alpha``, so the
-reconstruction turns with the image while the code cannot carry the orientation; between the
-``beta_k`` both hold up to the resampling and the smoothness of the network. (Group averaging
+``z(R_alpha x) = z(x)`` and ``theta(R_alpha x) = theta(x) + alpha``, so the reconstruction
+turns with the image while the code cannot carry the orientation: exactly for quarter and half
+turns (they map pixels onto pixels), up to the resampling for the other ``beta_k``, and up to the
+smoothness of the network as well between them. (Group averaging
 of features; the pose-and-canonical-frame decoder follows the idea of spatial-transformer
 autoencoders.)
 
