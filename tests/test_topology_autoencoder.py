@@ -14,8 +14,8 @@ import pytest
 from bayesqcd.nn import train
 from bayesqcd.nn.autoencoder import ConvAutoencoder, encode_batch, reconstruction_loss, rotate_image
 from bayesqcd.topology import render, sample_drawings
-from bayesqcd.topology_eval import (centre_images, centroid_normalise, fit_autoencoder,
-                                    prepare_images, stroke_normalise)
+from bayesqcd.topology_eval import (affine_normalise, centre_images, centroid_normalise,
+                                    fit_autoencoder, prepare_images, stroke_normalise)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +115,73 @@ def test_centroid_normalise_fixes_position_and_size_and_commutes_with_turns(tiny
         centroid_normalise(jnp.zeros((1, 32, 16)))
 
 
+
+def test_affine_normalise_undoes_stretch_and_shear_up_to_a_turn():
+    """The output ink has isotropic second moments, its centroid at the centre and its farthest
+    ink at extent / 2. Drawing the same curves through a stretch + shear (det 1, aspect ~2.3)
+    changes the output only by a turn: over 120 turns, the closest one matches to ~25% (relative
+    L2 after the stroke normalisation; what is left is the stroke, which the warp does not
+    stretch, and resampling), against ~65% after the centroid normalisation alone. The map
+    commutes with quarter turns; empty images pass through; bad input is refused."""
+    d = sample_drawings(jax.random.PRNGKey(1), 8)
+    m = d.curves.mean(axis=1, keepdims=True)
+    curves = 0.6 * (d.curves - m) + 16.0
+    a = jnp.array([[1.0, 0.3], [0.0, 1.0]]) @ jnp.diag(jnp.array([math.exp(0.35), math.exp(-0.35)]))
+    warped = (curves - 16.0) @ a.T + 16.0
+    draw = jax.vmap(lambda c, w: render(c, w, 32))
+    x, xw = draw(curves, d.widths), draw(warped, d.widths)
+
+    out, out_w = np.asarray(affine_normalise(x, 20.0)), np.asarray(affine_normalise(xw, 20.0))
+    sxx, syy, sxy, _, _ = _moments(np.concatenate([out, out_w]))
+    spread = sxx + syy
+    assert np.all(np.abs(sxx - syy) < 0.04 * spread) and np.all(np.abs(sxy) < 0.02 * spread)
+    idx = np.arange(32, dtype=float)
+    ys, xs = np.meshgrid(idx, idx, indexing="ij")
+    for img in np.concatenate([out, out_w]):
+        w = img / img.sum()
+        assert abs((w * xs).sum() - 15.5) < 0.5 and abs((w * ys).sum() - 15.5) < 0.5
+        assert 9.0 <= np.hypot(xs - 15.5, ys - 15.5)[img > 0.05].max() <= 11.5
+
+    angles = jnp.linspace(0.0, 2 * math.pi, 120, endpoint=False)
+
+    def turn_gap(f):
+        o, ow = stroke_normalise(f(x, 20.0)), stroke_normalise(f(xw, 20.0))
+        turned = jax.vmap(lambda t: jax.vmap(lambda im: rotate_image(im, t))(o))(angles)
+        err = jnp.linalg.norm(turned - ow, axis=(2, 3)) / jnp.linalg.norm(ow, axis=(1, 2))
+        return np.asarray(err.min(axis=0))
+
+    affine_gap, centroid_gap = turn_gap(affine_normalise), turn_gap(centroid_normalise)
+    assert np.all(affine_gap < 0.4), affine_gap
+    assert np.mean(affine_gap) < 0.5 * np.mean(centroid_gap), (affine_gap, centroid_gap)
+
+    turned = np.rot90(np.asarray(x), 1, axes=(1, 2)).copy()
+    np.testing.assert_allclose(np.asarray(affine_normalise(jnp.asarray(turned), 20.0)),
+                               np.rot90(out, 1, axes=(1, 2)), atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(prepare_images(x, "affine", 20.0, None)), out)
+    assert float(jnp.abs(affine_normalise(jnp.zeros((1, 32, 32)))).max()) == 0.0
+    with pytest.raises(ValueError, match="extent"):
+        affine_normalise(x, 31.0)
+    with pytest.raises(ValueError, match="square"):
+        affine_normalise(jnp.zeros((1, 32, 16)))
+
+
+
+def test_radial_profile_finds_a_ring_and_ignores_turns(tiny):
+    """A circle of radius 6 px about the image centre puts its mean intensity in the annulus
+    [6, 7.5) px (bin 4 of 1.5 px) and none in the bins below 3 px; a quarter turn changes no
+    profile; bad bins are refused."""
+    from bayesqcd.topology_eval import radial_profile
+
+    t = jnp.linspace(0.0, 2 * math.pi, 200)
+    ring = render(jnp.stack([16 + 6.2 * jnp.cos(t), 16 + 6.2 * jnp.sin(t)], axis=-1), 1.0, 32)
+    prof = np.asarray(radial_profile(ring[None]))[0]
+    assert prof.shape == (11,) and int(np.argmax(prof)) == 4 and np.all(prof[:2] == 0.0)
+    turned = np.rot90(np.asarray(tiny), 1, axes=(1, 2)).copy()
+    np.testing.assert_allclose(np.asarray(radial_profile(jnp.asarray(turned))),
+                               np.asarray(radial_profile(tiny)), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="n_bins"):
+        radial_profile(tiny, 0)
+
 def test_stroke_normalise_removes_most_of_the_width():
     """The same curves drawn 0.6 and 1.8 px wide differ by ~60% (relative L2); after the
     normalisation by less than half of that. Every inked image peaks at 1; bad blurs are refused."""
@@ -153,8 +220,9 @@ def test_cli_writes_summary_atomically(tmp_path):
                "--batch-size", "16", "--latent", "5", "--rotations", "4", "--no-progress"])
     assert rc == 0
     s = json.loads((out / "summary.json").read_text())
-    assert s["rotations"] == 4 and s["frame"] == "centroid" and s["stroke_sigma"] == 0.8
-    for name in ("codes", "pixels", "pca", "pca_2", "pixel_statistics", "raw_pixels", "raw_pca"):
+    assert s["rotations"] == 4 and s["frame"] == "affine" and s["stroke_sigma"] == 0.8
+    for name in ("codes", "pixels", "pca", "pca_2", "pixel_statistics", "raw_pixels", "raw_pca",
+                 "radial_profile"):
         for metric in ("kmeans_accuracy", "kmeans_nmi", "gmm_accuracy", "gmm_nmi", "probe_accuracy"):
             assert 0.0 <= s["scores"][name][metric] <= 1.0
     assert set(s["single_statistic_probe_accuracy"]) == {"ink", "inked_area", "radius_of_gyration",
@@ -163,6 +231,16 @@ def test_cli_writes_summary_atomically(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert main(["topology", "--out", str(tmp_path / "bad"), "--steps", "-1"]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_frames_are_the_library_frames():
+    """The CLI spells out the frames (it imports JAX only when run): the same list, same default."""
+    from bayesqcd.cli import build_parser
+    from bayesqcd.topology_eval import FRAMES
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["topology"]
+    frame = next(a for a in sub._actions if a.dest == "frame")
+    assert tuple(frame.choices) == FRAMES and frame.default == FRAMES[0]
 
 
 def test_unknown_learning_rate_schedule_is_refused(tiny):
