@@ -93,6 +93,12 @@ def _ink_centroid(img: Array, ys: Array, xs: Array) -> tuple[Array, Array, Array
     return wt, (wt * xs).sum(), (wt * ys).sum()
 
 
+def _second_moments(wt: Array, dx: Array, dy: Array) -> tuple[Array, Array, Array]:
+    """``(Sxx, Syy, Sxy)`` [px^2] of the unit-sum ink ``wt`` at offsets ``(dx, dy)`` from its
+    centroid."""
+    return (wt * dx * dx).sum(), (wt * dy * dy).sum(), (wt * dx * dy).sum()
+
+
 def normalise_images(images: Float[Array, "B H W"], extent: float = 22.0,
                      threshold: float = 0.05) -> Float[Array, "B H W"]:
     """Centre and rescale each drawing so that the longer side of the bounding box of its ink
@@ -152,7 +158,7 @@ def orient_images(images: Float[Array, "B H W"], extent: float = 22.0,
     def one(img):
         wt, mx, my = _ink_centroid(img, ys, xs)
         dx, dy = xs - mx, ys - my
-        sxx, syy, sxy = (wt * dx * dx).sum(), (wt * dy * dy).sum(), (wt * dx * dy).sum()
+        sxx, syy, sxy = _second_moments(wt, dx, dy)
         # eigenvectors of the 2 x 2 second moments in closed form (no batched LAPACK call, see
         # bayesqcd.inference.score_posterior): the major axis is at angle theta to x
         theta = 0.5 * jnp.arctan2(2 * sxy, sxx - syy)
@@ -191,18 +197,7 @@ def centroid_normalise(images: Float[Array, "B H W"], extent: float = 22.0,
     diameter [output px] of the disc the drawing then fills, in ``(0, size - 2]``. Images without
     ink are returned unchanged.
     """
-    ys, xs, c = _pixel_grid(images, extent)
-
-    def one(img):
-        _, mx, my = _ink_centroid(img, ys, xs)
-        mask = img > threshold
-        r_max = jnp.max(jnp.where(mask, jnp.hypot(xs - mx, ys - my), 0.0))
-        s = jnp.maximum(r_max, 1.0) / (extent / 2)
-        out = jax.scipy.ndimage.map_coordinates(img, [my + (ys - c) * s, mx + (xs - c) * s], order=1,
-                                                mode="constant", cval=0.0)
-        return jnp.where(mask.any(), out, img)
-
-    return jax.lax.map(one, images, batch_size=min(images.shape[0], 256))
+    return _disc_normalise(images, extent, threshold, isotropic=False)
 
 
 def affine_normalise(images: Float[Array, "B H W"], extent: float = 22.0,
@@ -225,23 +220,29 @@ def affine_normalise(images: Float[Array, "B H W"], extent: float = 22.0,
     centroid-normalised. ``extent`` in ``(0, size - 2]`` [output px]. Images without ink are
     returned unchanged.
     """
+    return _disc_normalise(images, extent, threshold, isotropic=True)
+
+
+def _disc_normalise(images: Array, extent: float, threshold: float, isotropic: bool) -> Array:
+    """:func:`affine_normalise` (``isotropic``) or :func:`centroid_normalise` (``M = 1``)."""
     ys, xs, c = _pixel_grid(images, extent)
+
+    def shape_matrix(sxx, syy, sxy):
+        """``(a, b, d)`` of ``M = [[a, b], [b, d]] = Sigma^(1/2) / det(Sigma)^(1/4)`` in (x, y),
+        from sqrt(S) = (S + sqrt(det) I) / sqrt(tr + 2 sqrt(det)); ``M = 1`` for flat ink."""
+        tr, det = sxx + syy, sxx * syy - sxy * sxy
+        flat = det <= 1e-6 * tr * tr
+        rdet = jnp.sqrt(jnp.where(flat, 1.0, det))
+        norm = jnp.sqrt(tr + 2 * rdet) * jnp.sqrt(rdet)
+        return (jnp.where(flat, 1.0, (sxx + rdet) / norm), jnp.where(flat, 0.0, sxy / norm),
+                jnp.where(flat, 1.0, (syy + rdet) / norm))
 
     def one(img):
         wt, mx, my = _ink_centroid(img, ys, xs)
         dx, dy = xs - mx, ys - my
-        sxx, syy, sxy = (wt * dx * dx).sum(), (wt * dy * dy).sum(), (wt * dx * dy).sum()
-        tr, det = sxx + syy, sxx * syy - sxy * sxy
-        flat = det <= 1e-6 * tr * tr
-        # square root of a symmetric positive 2 x 2 matrix in closed form:
-        # sqrt(S) = (S + sqrt(det) I) / sqrt(tr + 2 sqrt(det)); divided by det**(1/4)
-        rdet = jnp.sqrt(jnp.where(flat, 1.0, det))
-        norm = jnp.sqrt(tr + 2 * rdet) * jnp.sqrt(rdet)
-        a = jnp.where(flat, 1.0, (sxx + rdet) / norm)
-        d = jnp.where(flat, 1.0, (syy + rdet) / norm)
-        b = jnp.where(flat, 0.0, sxy / norm)
-        # M = [[a, b], [b, d]] in (x, y); det M = 1, so M^-1 = [[d, -b], [-b, a]]
+        a, b, d = shape_matrix(*_second_moments(wt, dx, dy)) if isotropic else (1.0, 0.0, 1.0)
         mask = img > threshold
+        # det M = 1, so M^-1 = [[d, -b], [-b, a]]: the farthest ink of the whitened drawing
         r_max = jnp.max(jnp.where(mask, jnp.hypot(d * dx - b * dy, -b * dx + a * dy), 0.0))
         s = jnp.maximum(r_max, 1.0) / (extent / 2)
         vx, vy = s * (xs - c), s * (ys - c)
