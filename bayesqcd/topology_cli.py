@@ -35,16 +35,18 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                    help="learning-rate schedule: cosine decay to lr/20, or constant (default cosine)")
-    p.add_argument("--frame", choices=("affine", "centroid", "box", "axes"), default="affine",
+    p.add_argument("--frame", choices=("affine", "centroid", "box", "axes", "none"),
+                   default="affine",
                    help="label-free normalisation of every drawing: its ink's second moments "
                         "made isotropic (undoes stretch and shear), then ink centroid to the centre "
                         "and farthest ink at extent/2 (affine); the last two alone (centroid); both "
                         "commute with turns; the ink's bounding box (box), or the bounding box in "
-                        "the ink's principal-axis frame (axes) (default affine)")
+                        "the ink's principal-axis frame (axes); none: the drawings as generated "
+                        "(default affine)")
     p.add_argument("--extent", type=float, default=22.0,
                    help="size of every drawing after the normalisation [px]: diameter of its disc "
-                        "(affine, centroid) or longer bounding-box side; 0: only centre it (box frame) "
-                        "(default 22, for 32-px images)")
+                        "(affine, centroid) or longer bounding-box side; 0: only centre it (box frame); "
+                        "not used by none (default 22, for 32-px images)")
     p.add_argument("--stroke-sigma", type=float, default=0.8,
                    help="stroke-width normalisation: Gaussian blur [px] then division by the "
                         "maximum; 0: none (default 0.8)")

@@ -278,7 +278,7 @@ def stroke_normalise(images: Float[Array, "B H W"], sigma: float = 0.8) -> Float
     return jax.lax.map(one, images, batch_size=min(images.shape[0], 256))
 
 
-FRAMES = ("affine", "centroid", "box", "axes")
+FRAMES = ("affine", "centroid", "box", "axes", "none")
 """The label-free normalisations of :func:`prepare_images` (the first is the default)."""
 
 
@@ -292,12 +292,14 @@ def prepare_images(images: Float[Array, "B H W"], frame: str = "affine",
     (:func:`centroid_normalise`: the drawing fills a disc of diameter ``extent``; both commute
     with turns), ``"box"`` (:func:`normalise_images`: the ink's bounding box spans ``extent``;
     with ``extent=None`` only centred, :func:`centre_images`) or ``"axes"``
-    (:func:`orient_images`: the bounding box in the ink's principal-axis frame). Then, unless
-    ``stroke_sigma`` is ``None``, :func:`stroke_normalise` with that blur [px].
+    (:func:`orient_images`: the bounding box in the ink's principal-axis frame) or ``"none"``
+    (the drawings as generated: position, size, stretch and shear are left to the model;
+    ``extent`` is not used). Then, unless ``stroke_sigma`` is ``None``, :func:`stroke_normalise`
+    with that blur [px].
     """
     if frame not in FRAMES:
         raise ValueError(f"frame must be one of {FRAMES}, got {frame!r}")
-    if extent is None and frame != "box":
+    if extent is None and frame not in ("box", "none"):
         raise ValueError(f"frame {frame!r} needs an extent (the size of the drawing), got None")
     if frame == "centroid":
         x = centroid_normalise(images, extent)
@@ -305,6 +307,8 @@ def prepare_images(images: Float[Array, "B H W"], frame: str = "affine",
         x = affine_normalise(images, extent)
     elif frame == "axes":
         x = orient_images(images, extent)
+    elif frame == "none":
+        x = images
     else:
         x = centre_images(images) if extent is None else normalise_images(images, extent)
     return x if stroke_sigma is None else stroke_normalise(x, stroke_sigma)

@@ -14,7 +14,7 @@ radius of gyration, extent, peak) and of the radial ink profile.
 
     python examples/topology_autoencoder.py --out results/topology [--steps 1000] [--seed 0]
 
-is ``bayesqcd topology`` with the same options (``--frame centroid|box|axes``,
+is ``bayesqcd topology`` with the same options (``--frame centroid|box|axes|none``,
 ``--stroke-sigma 0`` and ``--rotations 0`` give the ablations of the README);
 ``--figure docs/topology_latent.png`` also copies the latent-space figure there, and
 ``--reconstructions`` the reconstructions figure.

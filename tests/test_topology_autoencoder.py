@@ -184,7 +184,8 @@ def test_radial_profile_finds_a_ring_and_ignores_turns(tiny):
 
 def test_stroke_normalise_removes_most_of_the_width():
     """The same curves drawn 0.6 and 1.8 px wide differ by ~60% (relative L2); after the
-    normalisation by less than half of that. Every inked image peaks at 1; bad blurs are refused."""
+    normalisation by less than half of that. Every inked image peaks at 1; bad blurs are refused.
+    ``prepare_images`` with frame ``"none"`` applies the stroke normalisation alone."""
     d = sample_drawings(jax.random.PRNGKey(0), 6)
     thin = jax.vmap(lambda c: render(c, 0.6, 32))(d.curves)
     thick = jax.vmap(lambda c: render(c, 1.8, 32))(d.curves)
@@ -197,6 +198,10 @@ def test_stroke_normalise_removes_most_of_the_width():
         stroke_normalise(thin, 0.0)
     with pytest.raises(ValueError, match="frame"):
         prepare_images(thin, "polar")
+    # the "none" frame leaves the geometry as drawn: only the stroke normalisation acts
+    np.testing.assert_array_equal(np.asarray(prepare_images(thin, "none", None)),
+                                  np.asarray(stroke_normalise(thin)))
+    np.testing.assert_array_equal(np.asarray(prepare_images(thin, "none", None, None)), np.asarray(thin))
 
 
 def test_centre_images_centres_the_ink_without_losing_any(tiny):
