@@ -382,7 +382,8 @@ def fit_autoencoder(k_init: PRNGKeyArray, k_train: PRNGKeyArray, x_train: Float[
     result = train(model, lambda m, batch, _k: reconstruction_loss(m, batch),
                    lambda k: x_train[jax.random.randint(k, (batch_size,), 0, n)],
                    optax.adam(rate), steps, k_train, val_loss=lambda m: reconstruction_loss(m, x_val),
-                   eval_every=max(1, min(250, steps)), checkpoint=checkpoint, progress=progress,
+                   # windows of a multiple of the 4 steps per call: one compiled chunk length
+                   eval_every=max(1, min(200, steps)), checkpoint=checkpoint, progress=progress,
                    desc="autoencoder", steps_per_call=4)
     return result.model, result
 

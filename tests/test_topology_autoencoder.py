@@ -15,7 +15,8 @@ from bayesqcd.nn import train
 from bayesqcd.nn.autoencoder import ConvAutoencoder, encode_batch, reconstruction_loss, rotate_image
 from bayesqcd.topology import render, sample_drawings
 from bayesqcd.topology_eval import (affine_normalise, centre_images, centroid_normalise,
-                                    fit_autoencoder, prepare_images, stroke_normalise)
+                                    fit_autoencoder, prepare_images, radial_profile,
+                                    stroke_normalise)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,6 @@ def test_centroid_normalise_fixes_position_and_size_and_commutes_with_turns(tiny
         centroid_normalise(jnp.zeros((1, 32, 16)))
 
 
-
 def test_affine_normalise_undoes_stretch_and_shear_up_to_a_turn():
     """The output ink has isotropic second moments, its centroid at the centre and its farthest
     ink at extent / 2. Drawing the same curves through a stretch + shear (det 1, aspect ~2.3)
@@ -165,13 +165,10 @@ def test_affine_normalise_undoes_stretch_and_shear_up_to_a_turn():
         affine_normalise(jnp.zeros((1, 32, 16)))
 
 
-
 def test_radial_profile_finds_a_ring_and_ignores_turns(tiny):
     """A circle of radius 6 px about the image centre puts its mean intensity in the annulus
     [6, 7.5) px (bin 4 of 1.5 px) and none in the bins below 3 px; a quarter turn changes no
     profile; bad bins are refused."""
-    from bayesqcd.topology_eval import radial_profile
-
     t = jnp.linspace(0.0, 2 * math.pi, 200)
     ring = render(jnp.stack([16 + 6.2 * jnp.cos(t), 16 + 6.2 * jnp.sin(t)], axis=-1), 1.0, 32)
     prof = np.asarray(radial_profile(ring[None]))[0]
@@ -181,6 +178,7 @@ def test_radial_profile_finds_a_ring_and_ignores_turns(tiny):
                                np.asarray(radial_profile(tiny)), rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="n_bins"):
         radial_profile(tiny, 0)
+
 
 def test_stroke_normalise_removes_most_of_the_width():
     """The same curves drawn 0.6 and 1.8 px wide differ by ~60% (relative L2); after the
