@@ -35,24 +35,31 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                    help="learning-rate schedule: cosine decay to lr/20, or constant (default cosine)")
-    p.add_argument("--frame", choices=("affine", "centroid", "box", "axes", "none"),
-                   default="affine",
-                   help="label-free normalisation of every drawing: its ink's second moments "
+    p.add_argument("--frame", choices=("centre", "affine", "centroid", "box", "axes", "none"),
+                   default="centre",
+                   help="label-free normalisation of every drawing: its ink centroid to the centre, "
+                        "size and aspect left to the autoencoder (centre); its ink's second moments "
                         "made isotropic (undoes stretch and shear), then ink centroid to the centre "
-                        "and farthest ink at extent/2 (affine); the last two alone (centroid); both "
+                        "and farthest ink at extent/2 (affine); the last two alone (centroid); these "
                         "commute with turns; the ink's bounding box (box), or the bounding box in "
                         "the ink's principal-axis frame (axes); none: the drawings as generated "
-                        "(default affine)")
+                        "(default centre)")
     p.add_argument("--extent", type=float, default=22.0,
                    help="size of every drawing after the normalisation [px]: diameter of its disc "
                         "(affine, centroid) or longer bounding-box side; 0: only centre it (box frame); "
-                        "not used by none (default 22, for 32-px images)")
+                        "not used by centre and none (default 22, for 32-px images)")
     p.add_argument("--stroke-sigma", type=float, default=0.8,
                    help="stroke-width normalisation: Gaussian blur [px] then division by the "
                         "maximum; 0: none (default 0.8)")
     p.add_argument("--rotations", type=int, default=16,
                    help="turns the autoencoder's code is averaged over (a rotation-invariant code "
                         "and a pose angle); 0: a plain autoencoder (default 16)")
+    p.add_argument("--invariance", type=float, default=1.0,
+                   help="weight of the training penalty on changes of the code under random zooms "
+                        "and stretches of the drawing (size and aspect go to the pose numbers "
+                        "instead); 0: none (default 1)")
+    p.add_argument("--pose-dims", type=int, default=3,
+                   help="pose numbers beside the code, read by the decoder only (default 3)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint file to save to and resume from (default: none)")
@@ -75,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--extent must be >= 0 pixels, got {args.extent}")
     if args.stroke_sigma < 0:
         raise ValueError(f"--stroke-sigma must be >= 0 pixels, got {args.stroke_sigma}")
+    if args.invariance < 0:
+        raise ValueError(f"--invariance must be >= 0, got {args.invariance}")
     if args.max_winding < 1:
         raise ValueError(f"--max-winding must be >= 1, got {args.max_winding}")
     cfg = DrawingConfig(size=args.size, max_winding=args.max_winding,
@@ -84,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
                          n_test=args.n_test, n_val=args.n_val, latent=args.latent, steps=args.steps,
                          extent=args.extent if args.extent > 0 else None, frame=args.frame,
                          stroke_sigma=args.stroke_sigma if args.stroke_sigma > 0 else None,
-                         rotations=args.rotations,
+                         rotations=args.rotations, pose_dims=args.pose_dims,
+                         invariance=args.invariance,
                          batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
                          checkpoint=args.checkpoint,
                          progress=not args.no_progress)
