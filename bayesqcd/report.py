@@ -1,4 +1,10 @@
-"""Results folders written atomically, JSON summaries, and provenance.
+"""Results folders, JSON summaries, provenance, and figures drawn from InferenceData.
+
+Layer: report (imports core and arviz/matplotlib; never models, inference, studies or cli).
+Every figure of the project is saved by :func:`save_figure`; generic plots take an
+``arviz.InferenceData`` (or several) and variable names, so a user's model gets the same
+reports as ours: :func:`plot_band` (median and credible bands of a curve along its
+coordinate), :func:`plot_corner` (pairwise densities of scalar parameters).
 
 A results folder is built in a temporary sibling folder and renamed into place only when
 everything inside it has been written, so an interrupted or crashed run never leaves a
@@ -15,13 +21,14 @@ import os
 import platform
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bayesqcd.intervals import credible_band, credible_interval
 
 
 @contextlib.contextmanager
@@ -107,36 +114,6 @@ def pyplot() -> Any:
     return plt
 
 
-def credible_interval(x: Any, level: float) -> tuple[float, float]:
-    """Central (equal-tailed) ``level`` credible interval of the finite values of ``x``."""
-    x = np.asarray(x, dtype=float).ravel()
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(x, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
-
-
-def credible_band(draws: Any, levels: tuple[float, ...] = (0.68, 0.95), min_finite: float = 0.5) -> dict[str, Any]:
-    """Median and central credible bands of ``draws`` shaped ``(..., G)`` along a grid of G points.
-
-    Draws are flattened over all leading axes (chains, draws). Grid points where fewer than
-    ``min_finite`` of the draws are finite (e.g. masses above most M_TOV) get NaN.
-    Returns ``{"median": (G,), level: (lo (G,), hi (G,)) for each level}``.
-    """
-    x = np.asarray(draws, dtype=float)
-    x = x.reshape(-1, x.shape[-1])
-    enough = np.isfinite(x).mean(axis=0) >= min_finite
-    out: dict[str, Any] = {}
-    with warnings.catch_warnings():  # all-NaN columns are masked below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        out["median"] = np.where(enough, np.nanmedian(x, axis=0), np.nan)
-        for level in levels:
-            lo, hi = np.nanquantile(x, [(1 - level) / 2, (1 + level) / 2], axis=0)
-            out[level] = (np.where(enough, lo, np.nan), np.where(enough, hi, np.nan))
-    return out
-
-
 def plot_mass_radius(curves: dict[str, tuple[Any, Any]], path: str | os.PathLike[str]) -> None:
     """Draw mass-radius curves ``{label: (R [km], M [M_sun])}`` into a PNG file (written atomically)."""
     plt = pyplot()
@@ -149,3 +126,87 @@ def plot_mass_radius(curves: dict[str, tuple[Any, Any]], path: str | os.PathLike
     ax.grid(alpha=0.3)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def _curve_draws(idata: Any, var: str) -> np.ndarray:
+    """Posterior draws of ``var`` flattened over (chain, draw): shape ``(n, G)``."""
+    if var not in idata.posterior:
+        raise ValueError(f"the result has no variable {var!r}; it has {sorted(idata.posterior.data_vars)}")
+    x = np.asarray(idata.posterior[var].values, dtype=float)
+    if x.ndim != 3:
+        raise ValueError(f"{var!r} has shape {x.shape[2:]} per draw; plot_band needs a curve (one axis)")
+    return x.reshape(-1, x.shape[-1])
+
+
+def _coordinate(idata: Any, var: str, x: Any) -> np.ndarray:
+    """The x values of curve ``var``: ``x`` itself (an array), or the coordinate/variable named ``x``."""
+    n = idata.posterior[var].shape[-1]
+    if x is None:
+        grid = np.asarray(idata.posterior[var][idata.posterior[var].dims[-1]].values, dtype=float)
+    elif isinstance(x, str):
+        grid = None
+        for group in ("posterior", "constant_data", "observed_data"):
+            if group in idata.groups() and x in idata[group].variables:
+                grid = np.asarray(idata[group][x].values, dtype=float)
+                break
+        if grid is None:
+            raise ValueError(f"no coordinate or data variable {x!r} for the x axis of {var!r}")
+    else:
+        grid = np.asarray(x, dtype=float)
+    if grid.shape != (n,):
+        raise ValueError(f"x of {var!r} has shape {grid.shape}; the curve has {n} points")
+    return grid
+
+
+def band_on_axes(ax: Any, idata: Any, var: str, x: Any = None, *, levels: tuple[float, ...] = (0.68, 0.95),
+                 color: str = "C0", label: str | None = None, vertical: bool = False) -> None:
+    """Draw the median and central ``levels`` bands of curve ``var`` of ``idata`` into ``ax``.
+
+    ``x``: the curve's abscissa (array, or the name of a coordinate/variable of ``idata``;
+    default the variable's last coordinate). ``vertical``: the curve as x(y) (bands filled
+    horizontally, e.g. R(M) drawn in the M-R plane).
+    """
+    grid = _coordinate(idata, var, x)
+    band = credible_band(_curve_draws(idata, var), levels=tuple(levels))
+    prefix = f"{label} " if label else ""
+    for i, level in enumerate(sorted(levels, reverse=True)):
+        alpha = 0.25 + 0.2 * i
+        fill = ax.fill_betweenx if vertical else ax.fill_between
+        fill(grid, *band[level], color=color, alpha=alpha, lw=0, label=f"{prefix}{int(round(level * 100))}%")
+    if vertical:
+        ax.plot(band["median"], grid, color=color)
+    else:
+        ax.plot(grid, band["median"], color=color, label=f"{prefix}median")
+
+
+def plot_band(results: Any, var: str, x: Any = None, *, levels: tuple[float, ...] = (0.68, 0.95),
+              labels: list[str] | None = None, path: str | os.PathLike[str] | None = None,
+              xlabel: str | None = None, ylabel: str | None = None) -> Any:
+    """Median and credible bands of the curve ``var`` for one InferenceData or a list of them
+    (overlaid, one colour each); saved to ``path`` if given, else returned as a figure."""
+    plt = pyplot()
+    results = list(results) if isinstance(results, (list, tuple)) else [results]
+    labels = labels or [None] * len(results)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (res, lab) in enumerate(zip(results, labels, strict=True)):
+        band_on_axes(ax, res, var, x, levels=levels, color=f"C{i}", label=lab)
+    ax.set(xlabel=xlabel or (x if isinstance(x, str) else ""), ylabel=ylabel or var)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    if path is None:
+        return fig
+    save_figure(fig, path)
+    return None
+
+
+def plot_corner(idata: Any, var_names: list[str], path: str | os.PathLike[str],
+                coords: dict[str, Any] | None = None) -> None:
+    """Pairwise KDE plot (with marginals) of the posterior of ``var_names``, saved to ``path``."""
+    import arviz as az
+
+    plt = pyplot()
+    axes = az.plot_pair(idata, var_names=list(var_names), coords=coords or None, kind="kde", marginals=True,
+                        kde_kwargs={"contourf_kwargs": {"cmap": "Blues"}}, textsize=9)
+    save_figure(np.ravel(axes)[0].get_figure(), path)
+    plt.close("all")

@@ -43,12 +43,12 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from bayesqcd import units
 from bayesqcd.eos.table import EPS_T, EoSTable, safe_sqrt
-
-jax.config.update("jax_enable_x64", True)
+from bayesqcd.precision import require_x64
 
 P_C_MIN_DEFAULT: float = 8.0 * units.MEV_FM3_TO_KM2
 """Default lowest central pressure of a mass-radius curve [km^-2] (8 MeV fm^-3)."""
@@ -274,7 +274,9 @@ def solve_tov(
         :class:`Stars` with the shape of ``p_c``: M [M_sun], R [km], Lambda, k2, valid.
 
     Compiled with ``jax.jit`` (``config`` static): a new shape or config compiles once.
+    Needs float64 (:func:`bayesqcd.enable_x64`).
     """
+    require_x64("bayesqcd.tov.solve_tov")
     p_c = jnp.asarray(p_c)
     flat = p_c.reshape(-1)
     stars = _stars_from_t(eos, eos.t_of_p(flat), config)
@@ -385,8 +387,9 @@ def mass_radius_curve(
 
     Compiled with ``jax.jit`` (``n_points``, ``config``, ``zoom_levels`` static): the first
     call for a table shape compiles (~15 s on a 2-core CPU), later ones take ~10 ms, against
-    ~8 s per call run op by op.
+    ~8 s per call run op by op. Needs float64 (:func:`bayesqcd.enable_x64`).
     """
+    require_x64("bayesqcd.tov.mass_radius_curve")
     if zoom_levels < 0:
         raise ValueError(f"zoom_levels = {zoom_levels} must be >= 0")
     top = eos.p[-1, -1] * (1 - 1e-6)  # the top node itself is off the table (t_c < t_max)
@@ -459,3 +462,21 @@ def _curve_by_parabola(stars: Stars, p_c: Float[Array, " N"]) -> MRCurve:
         max_reached=max_reached,
         valid=stars.valid[j] & max_reached,
     )
+
+
+def summarize(curve: MRCurve) -> dict:
+    """Headline numbers and the stable branch of one (unbatched) :class:`MRCurve` as plain Python.
+
+    Returns M_max [M_sun], R_at_M_max [km], R_1.4 [km], Lambda_1.4 and the lists M [M_sun],
+    R [km], Lambda of the finite stable stars (not for use under jit).
+    """
+    stable = np.asarray(curve.stable) & np.isfinite(np.asarray(curve.stars.M))
+    return {
+        "M_max": float(curve.M_max),
+        "R_at_M_max": float(curve.R_at_M_max),
+        "R_1.4": float(curve.at_mass(1.4, "R")),
+        "Lambda_1.4": float(curve.at_mass(1.4, "Lambda")),
+        "M": np.asarray(curve.stars.M)[stable].tolist(),
+        "R": np.asarray(curve.stars.R)[stable].tolist(),
+        "Lambda": np.asarray(curve.stars.Lambda)[stable].tolist(),
+    }

@@ -19,7 +19,7 @@ import argparse
 import dataclasses
 import os
 
-from bayesqcd.lattice.experiment import RunConfig, run_method
+from bayesqcd.studies.lattice.experiment import RunConfig, run_method
 
 
 def main() -> None:

@@ -36,10 +36,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import jax
 
-    from bayesqcd import ns_report
+    import bayesqcd
     from bayesqcd.data import load_observations
-    from bayesqcd.inference.results import diagnostics
-    from bayesqcd.ns_cli import infer
+    from bayesqcd.inference import diagnostics
+    from bayesqcd.studies.neutron_star import infer
+    from bayesqcd.studies.neutron_star import report as ns_report
+
+    bayesqcd.enable_x64()
 
     obs = load_observations()
     print(f"devices: {jax.local_device_count()} x {jax.devices()[0].platform}; "

@@ -34,13 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     import jax
     import numpy as np
 
-    from bayesqcd import ns_report
+    import bayesqcd
     from bayesqcd.data import load_observations
-    from bayesqcd.inference.regression import MLPRegressor, PolynomialRegressor
-    from bayesqcd.inference.results import diagnostics
-    from bayesqcd.ns_cli import infer
-    from bayesqcd.ns_regression import apply_regressor
-    from bayesqcd.ns_training import AugmentedSet, ObservationModel, generate_eos_set, observed_inputs, solve_batch
+    from bayesqcd.inference import MLPRegressor, PolynomialRegressor, diagnostics
+    from bayesqcd.studies.neutron_star import infer
+    from bayesqcd.studies.neutron_star import report as ns_report
+    from bayesqcd.studies.ns_regression import apply_regressor
+    from bayesqcd.studies.ns_regression.training_set import (AugmentedSet, ObservationModel, generate_eos_set,
+                                                             observed_inputs, solve_batch)
+
+    bayesqcd.enable_x64()
 
     obs = load_observations()
     om = ObservationModel(n_stars=len(obs.mr))

@@ -27,7 +27,7 @@ def main() -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from bayesqcd.spectral_experiment import SpectralConfig, evaluate, make_problem, run_method, train_prior
+    from bayesqcd.studies.spectral.experiment import SpectralConfig, evaluate, make_problem, run_method, train_prior
 
     cfg = SpectralConfig(mock=args.mock, eps=args.eps, n_omega=args.n_omega, num_warmup=args.samples,
                          num_samples=args.samples // 2, num_chains=2, score_samples=args.samples,

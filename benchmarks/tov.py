@@ -25,9 +25,12 @@ from scipy.optimize import brentq, minimize_scalar
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from scipy_tov import AnalyticPolytrope, k2_of, star  # noqa: E402
 
+import bayesqcd  # noqa: E402
 from bayesqcd import eos as E  # noqa: E402
 from bayesqcd import tov, units  # noqa: E402
 from bayesqcd.eos.polytrope import polytrope_nodes  # noqa: E402
+
+bayesqcd.enable_x64()  # entry point: neutron-star structure needs float64
 
 N_ROWS, N_STARS, N_EOS, REPEATS = 600, 100, 64, 5
 MEV = units.MEV_FM3_TO_KM2

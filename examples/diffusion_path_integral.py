@@ -20,7 +20,7 @@ import argparse
 import jax
 import numpy as np
 
-from bayesqcd.diffusion.experiment import (PAPER_TABLE1, CaseConfig, analytic_finite_h,
+from bayesqcd.studies.diffusion_path_integral.experiment import (PAPER_TABLE1, CaseConfig, analytic_finite_h,
                                            plot_case, run_case)
 from bayesqcd.report import atomic_results_dir, versions, write_json
 

@@ -25,10 +25,13 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=500)
     args = p.parse_args()
 
-    from bayesqcd import ns_report
+    import bayesqcd
     from bayesqcd.data import load_observations
-    from bayesqcd.inference.results import diagnostics
-    from bayesqcd.ns_cli import infer, mock_observations
+    from bayesqcd.inference import diagnostics
+    from bayesqcd.studies.neutron_star import infer, mock_observations
+    from bayesqcd.studies.neutron_star import report as ns_report
+
+    bayesqcd.enable_x64()  # neutron-star structure needs float64
 
     runs = {"mock_SLy": mock_observations("SLy", 6, seed=1), "real": (load_observations(), None)}
     for name, (obs, truth) in runs.items():

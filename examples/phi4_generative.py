@@ -20,7 +20,7 @@ import dataclasses
 
 import numpy as np
 
-from bayesqcd.lattice.experiment import RunConfig, plot_run, run_method
+from bayesqcd.studies.lattice.experiment import RunConfig, plot_run, run_method
 from bayesqcd.report import atomic_results_dir, versions, write_json
 
 

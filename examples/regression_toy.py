@@ -3,7 +3,7 @@
 Recovers a double-peaked function from 30 noisy samples with an over-parametrised MLP (no dropout),
 once on the one noisy realisation and once with every sample replaced by ``n_s`` copies carrying
 fresh noise of the same sigma, with the same network, initial weights, optimiser, batch size and
-number of steps (see :mod:`bayesqcd.regression_toy`). Prints, for both runs, the minimum of the
+number of steps (see :mod:`bayesqcd.studies.regression_toy.experiment`). Prints, for both runs, the minimum of the
 validation loss (mean squared error to the true function), its step, the final validation loss
 and their ratio; draws the loss curves and the fits.
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation", choices=("truth", "noisy"), default="truth")
     args = parser.parse_args(argv)
 
-    from bayesqcd.regression_toy import headline, plot_toy, toy_experiment
+    from bayesqcd.studies.regression_toy.experiment import headline, plot_toy, toy_experiment
     from bayesqcd.report import atomic_results_dir, versions, write_json
 
     t0 = time.perf_counter()

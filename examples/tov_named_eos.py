@@ -11,15 +11,17 @@ from pathlib import Path
 
 import jax
 
+import bayesqcd
 from bayesqcd import eos, tov
 from bayesqcd.report import atomic_results_dir, plot_mass_radius, write_json
-from bayesqcd.tov_cli import summarize
+from bayesqcd.tov import summarize
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/tov", help="results folder")
     args = parser.parse_args()
+    bayesqcd.enable_x64()  # neutron-star structure needs float64
     curve_of = jax.jit(lambda table: tov.mass_radius_curve(table, 100))
     rows, curves = {}, {}
     print(f"{'EoS':6s} {'M_max':>7s} {'published':>9s} {'R(M_max)':>9s} {'R_1.4':>7s} {'Lambda_1.4':>10s}")

@@ -14,7 +14,7 @@ Two regressors share one interface::
 
 A data set is anything with ``batch(key, size) -> (x, y)`` (pure JAX, for minibatches)
 and ``arrays() -> (x, y)`` (all rows); :class:`ArrayData` wraps fixed arrays and
-:class:`bayesqcd.ns_training.AugmentedSet` generates noisy copies on the fly.
+:class:`bayesqcd.studies.ns_regression.training_set.AugmentedSet` generates noisy copies on the fly.
 :func:`predictions_to_idata` turns predictions into ``arviz.InferenceData``, ensemble
 members as chains and input draws as draws.
 """

@@ -14,7 +14,7 @@ grid as a deterministic site; ``rho > 0`` by construction in every model.
   the physics-driven representation, made Bayesian.
 * :func:`diffusion_prior_model`: ``x ~ DiffusionPrior`` (a trained score model, the exact
   probability-flow likelihood), ``rho = representation.to_rho(x)``
-  (:class:`bayesqcd.spectral_prior.LogRhoRepresentation`).
+  (:class:`bayesqcd.spectral.prior.LogRhoRepresentation`).
 * :func:`data_informed_model`: the posterior of any ``rho = rho_fn(theta)`` with a Gaussian prior
   on ``theta`` (the GP's ``(mu, z)`` at a fixed amplitude, the network's weights) in
   coordinates where the likelihood is Gaussian: what NUTS samples at low noise.

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bayesqcd.diffusion.experiment import CaseConfig, run_case
+from bayesqcd.studies.diffusion_path_integral.experiment import CaseConfig, run_case
 
 
 @pytest.mark.slow

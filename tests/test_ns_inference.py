@@ -16,8 +16,9 @@ from numpyro.infer.util import log_density
 from scipy import stats
 
 from bayesqcd import eos as E
-from bayesqcd import ns_report, tov
+from bayesqcd import tov
 from bayesqcd.cli import main
+from bayesqcd.studies.neutron_star import report as ns_report
 from bayesqcd.data import load_observations
 from bayesqcd.inference.results import from_draws
 from bayesqcd.models.neutron_star import (
@@ -197,7 +198,8 @@ def test_mock_sly_is_recovered_by_nuts(tmp_path):
 def test_sample_file_source_matches_its_summary(tmp_path, real):
     """A source given as posterior samples (KDE) drawn from its own summary gives ~ the same likelihood."""
     from bayesqcd.cli import build_parser
-    from bayesqcd.ns_cli import load_data
+    from bayesqcd.cli.ns_eos import data_spec
+    from bayesqcd.studies.neutron_star import load_data
 
     obs, data = real
     src = obs.mr[0]
@@ -207,7 +209,7 @@ def test_sample_file_source_matches_its_summary(tmp_path, real):
     path = tmp_path / "j0030.txt"
     np.savetxt(path, np.stack([r, m], axis=1), header="R M", comments="")
     args = build_parser().parse_args(["ns-eos", "--mr-samples", f"{src.name}={path}", "--out", str(tmp_path / "o")])
-    with_samples, _ = load_data(args)
+    with_samples, _ = load_data(data_spec(args))
     lik = ns_data(with_samples)
     assert src.name in lik.mr.names and len(lik.mr.names) == len(data.mr.names)
     a, b = float(_sites(data, CS2)["log_lik"]), float(_sites(lik, CS2)["log_lik"])

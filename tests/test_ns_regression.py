@@ -18,9 +18,9 @@ from bayesqcd.data import load_observations
 from bayesqcd.eos import sound_speed
 from bayesqcd.inference.regression import ArrayData, MLPRegressor, PolynomialRegressor, monomial_exponents
 from bayesqcd.models.neutron_star import TABLE_NODES
-from bayesqcd.ns_compare import band_agreement, first_order_fractions, interval_overlap, write_comparison
-from bayesqcd.ns_regression import apply_regressor
-from bayesqcd.ns_training import (
+from bayesqcd.studies.neutron_star.compare import band_agreement, first_order_fractions, interval_overlap, write_comparison
+from bayesqcd.studies.ns_regression.regression import apply_regressor
+from bayesqcd.studies.ns_regression.training_set import (
     AugmentedSet,
     ObservationModel,
     derived_batch,
@@ -150,7 +150,7 @@ def test_solve_batch_sharded_over_two_devices_matches_one_device():
     script = (
         "import jax, json, numpy as np\n"
         "jax.config.update('jax_enable_x64', True)\n"
-        "from bayesqcd.ns_training import solve_batch\n"
+        "from bayesqcd.studies.ns_regression.training_set import solve_batch\n"
         "assert jax.local_device_count() == 2\n"
         f"cs2 = jax.numpy.asarray({np.asarray(cs2).tolist()}); u = jax.numpy.asarray({np.asarray(u).tolist()})\n"
         "out = solve_batch(cs2, u, 1.0)\n"
@@ -275,7 +275,7 @@ def test_apply_and_compare_write_complete_results(tmp_path, eos_sets):
 
 
 def test_checkpoints_of_other_settings_are_not_resumed(tmp_path):
-    from bayesqcd.ns_regression import RegressionSettings, _claim_checkpoints
+    from bayesqcd.studies.ns_regression.regression import RegressionSettings, _claim_checkpoints
 
     _claim_checkpoints(tmp_path, RegressionSettings())
     _claim_checkpoints(tmp_path, RegressionSettings())  # same settings: resume

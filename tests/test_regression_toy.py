@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayesqcd.regression_toy import (HEIGHTS, PEAKS, double_peak, make_regressor, noisy_samples,
+from bayesqcd.studies.regression_toy.experiment import (HEIGHTS, PEAKS, double_peak, make_regressor, noisy_samples,
                                      plot_toy, toy_experiment)
 
 SETTINGS = dict(seed=0, n_train=30, n_s=1000, n_steps=4000, sigma=0.15, eval_every=100)

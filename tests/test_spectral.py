@@ -7,8 +7,8 @@ import pytest
 from scipy.integrate import quad
 
 from bayesqcd import spectral as sp
-from bayesqcd.spectral_mem import mem
-from bayesqcd.spectral_prior import fit_representation, interpolation_matrix, sample_family
+from bayesqcd.spectral.mem import mem
+from bayesqcd.spectral.prior import fit_representation, interpolation_matrix, sample_family
 
 
 def test_breit_wigner_closed_forms():

@@ -11,7 +11,7 @@ import pytest
 from bayesqcd import spectral as sp
 from bayesqcd.inference.results import DiagnosticsWarning
 from bayesqcd.models.spectral import SpectralMLP, gp_model, nn_model
-from bayesqcd.spectral_experiment import SpectralConfig, evaluate, run_method, train_prior
+from bayesqcd.studies.spectral.experiment import SpectralConfig, evaluate, run_method, train_prior
 
 N_OMEGA = 80
 PEAK = float(np.sqrt(4.0 - 0.25))  # maximum of the BW (M = 2, Gamma = 0.5) is near sqrt(M^2 - Gamma^2)
@@ -30,7 +30,7 @@ def small_cfg(**kw):
 @pytest.fixture(scope="module")
 def problem():
     cfg = small_cfg()
-    from bayesqcd.spectral_experiment import make_problem
+    from bayesqcd.studies.spectral.experiment import make_problem
 
     return cfg, make_problem(cfg)
 
@@ -67,7 +67,7 @@ def test_score_posterior_recovers_single_peak(problem, prior):
     few draws far off the family (|x| > 20); with sharp data (eps <= 1e-4) the guided sampler
     then loses about half its draws (see the slow test for a full-size prior). Here: eps = 1e-2,
     the posterior median, a bounded runaway fraction, and a comparison with the prior's fit."""
-    from bayesqcd.spectral_experiment import make_problem
+    from bayesqcd.studies.spectral.experiment import make_problem
 
     cfg, _ = problem
     cfg = small_cfg(eps=1e-2)
@@ -92,7 +92,7 @@ def test_score_posterior_recovers_single_peak(problem, prior):
 def test_score_posterior_low_noise_full_size_prior():
     """eps = 1e-4 with the CLI's prior (64 coarse points, width 256, 15000 steps, 500 omega
     points): the posterior mean recovers the peak and the band covers the truth."""
-    from bayesqcd.spectral_experiment import make_problem
+    from bayesqcd.studies.spectral.experiment import make_problem
 
     cfg = SpectralConfig(mock="bw1", eps=1e-4, prior_steps=15000, score_samples=200)
     mock = make_problem(cfg)
@@ -240,7 +240,7 @@ def test_gp_empirical_bayes_finds_a_converged_map():
     """The evidence scan returns a least-squares optimum (zero gradient of the potential) at an
     amplitude inside the grid, fitting the data to chi^2 / point ~ 1; bad grids are refused."""
     from bayesqcd.models.spectral import gp_basis
-    from bayesqcd.spectral_experiment import gp_empirical_bayes, gp_rho, make_problem
+    from bayesqcd.studies.spectral.experiment import gp_empirical_bayes, gp_rho, make_problem
 
     cfg = small_cfg(eps=1e-3)
     mock = make_problem(cfg)

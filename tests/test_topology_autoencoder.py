@@ -15,8 +15,8 @@ from bayesqcd.nn import train
 from bayesqcd.nn.autoencoder import (ConvAutoencoder, encode_batch, invariance_penalty,
                                      reconstruction_loss, rotate_image, transform_image)
 from bayesqcd.topology import render, sample_drawings
-from bayesqcd.topology_eval import fit_autoencoder
-from bayesqcd.topology_frames import (affine_normalise, centre_images, centroid_normalise,
+from bayesqcd.studies.topology.experiment import fit_autoencoder
+from bayesqcd.topology.frames import (affine_normalise, centre_images, centroid_normalise,
                                       prepare_images, radial_profile, random_zoom_stretch,
                                       shift_to_centroid, stroke_normalise)
 
@@ -329,7 +329,7 @@ def test_cli_writes_summary_atomically(tmp_path):
 def test_cli_frames_are_the_library_frames():
     """The CLI spells out the frames (it imports JAX only when run): the same list, same default."""
     from bayesqcd.cli import build_parser
-    from bayesqcd.topology_frames import FRAMES
+    from bayesqcd.topology.frames import FRAMES
 
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices["topology"]
     frame = next(a for a in sub._actions if a.dest == "frame")
@@ -347,7 +347,7 @@ def test_unknown_learning_rate_schedule_is_refused(tiny):
 def test_normalise_images_fixes_position_and_size(tiny):
     """Every drawing's ink box ends up centred with its longer side ~ extent; a drawing already
     at that size and place is (almost) a fixed point; bad extents are refused."""
-    from bayesqcd.topology_frames import normalise_images
+    from bayesqcd.topology.frames import normalise_images
 
     out = np.asarray(normalise_images(tiny, 20.0))
     idx = np.arange(32)
@@ -366,7 +366,7 @@ def test_normalise_images_fixes_position_and_size(tiny):
 
 
 def test_whiten_decorrelates_the_training_features():
-    from bayesqcd.topology_eval import whiten
+    from bayesqcd.studies.topology.experiment import whiten
 
     key = jax.random.PRNGKey(3)
     x = jax.random.normal(key, (500, 3)) @ jnp.array([[2.0, 1.0, 0.0], [0.0, 1.0, 0.5], [0.0, 0.0, 0.1]])
@@ -393,7 +393,7 @@ def test_orient_images_gives_the_principal_frame_whatever_the_orientation(tiny):
     mirroring the input by the exact symmetries of the pixel grid (90-degree turns,
     transposition, flips) changes nothing, up to rounding; empty images pass through; bad
     shapes and extents are refused."""
-    from bayesqcd.topology_frames import orient_images
+    from bayesqcd.topology.frames import orient_images
 
     x = np.asarray(tiny, dtype=np.float64)
     out = np.asarray(orient_images(jnp.asarray(x), 20.0))

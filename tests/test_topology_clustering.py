@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayesqcd import clustering as cl
+from bayesqcd.studies.topology import clustering as cl
 
 
 def test_permuted_labelling_is_perfect():

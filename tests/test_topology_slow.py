@@ -14,7 +14,7 @@ codes must beat PCA of exactly what the autoencoder sees. The README has the tab
 import jax
 import pytest
 
-from bayesqcd.topology_eval import run_experiment
+from bayesqcd.studies.topology.experiment import run_experiment
 
 
 @pytest.fixture(scope="module")

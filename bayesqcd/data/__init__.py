@@ -1,5 +1,7 @@
 """Shipped neutron-star observations (each number with its source) and their loaders.
 
+Layer: core (numpy and JAX; never imports models, inference, studies or cli).
+
 * :func:`load_observations` -- the shipped ``observations.csv`` or a user table -> ObservationSet
 * :func:`load_mr_samples` -- a posterior-sample file of (M, R) for one source -> MRSamples
 * :func:`mr_likelihood` -- ObservationSet -> MRLikelihood (jit/vmap/grad-safe log densities)

@@ -9,5 +9,5 @@ Modules (imported explicitly, so that ``bayesqcd --help`` stays fast):
 * :mod:`~bayesqcd.diffusion.distribution`: a score model as a NumPyro distribution.
 * :mod:`~bayesqcd.diffusion.analytic`: exact scores and closed forms for tests.
 * :mod:`~bayesqcd.diffusion.metrics`, :mod:`~bayesqcd.diffusion.data`,
-  :mod:`~bayesqcd.diffusion.experiment`, :mod:`~bayesqcd.diffusion.cli`: the reproduction.
+  :mod:`~bayesqcd.studies.diffusion_path_integral.experiment`, :mod:`~bayesqcd.cli.diffusion`: the reproduction.
 """

@@ -5,9 +5,11 @@
 - :func:`from_file`, :func:`from_arrays`: tables of (n, eps, p);
 - :func:`incompressible`: constant energy density (exact test case).
 
+Layer: core (pure JAX; never imports models, inference, studies or cli).
+
 Builders are pure JAX functions of their parameters (jit, vmap, grad); outside jit,
-unphysical parameters raise ``ValueError``. Importing this package enables
-``jax_enable_x64`` (neutron-star structure needs float64).
+unphysical parameters raise ``ValueError``. Neutron-star structure needs float64: call
+:func:`bayesqcd.enable_x64` first (building a table in float32 raises an error that says so).
 """
 
 from bayesqcd.eos.polytrope import NAMED, PUBLISHED_M_MAX, named, piecewise_polytrope, validate_polytrope

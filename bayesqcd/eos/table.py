@@ -36,8 +36,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from bayesqcd import units
-
-jax.config.update("jax_enable_x64", True)
+from bayesqcd.precision import require_x64
 
 EPS_T: float = 1500.0 * units.MEV_FM3_TO_KM2
 """Energy scale of the structure variable t [km^-2] (1500 MeV fm^-3)."""
@@ -201,8 +200,9 @@ def from_nodes(
         n_knots: number of knots (duplicated densities) in the nodes.
         n_grid: total number of nodes of the resulting table.
 
-    Pure JAX: jit, vmap and grad pass through.
+    Pure JAX: jit, vmap and grad pass through. Needs float64 (:func:`bayesqcd.enable_x64`).
     """
+    require_x64("an EoS table (bayesqcd.eos)")
     n_seg = n_knots + 1
     per_seg = max(n_grid // n_seg, 8)
     eps_s = eps[0]

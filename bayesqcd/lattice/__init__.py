@@ -10,7 +10,7 @@ Modules (imported explicitly, so that ``bayesqcd --help`` stays fast):
 * :mod:`~bayesqcd.lattice.flow`: real-NVP flow with checkerboard affine couplings (trained and
   Metropolis-corrected by :mod:`bayesqcd.inference.flow`).
 * :mod:`~bayesqcd.lattice.diffusion_sq`: diffusion model as stochastic quantization.
-* :mod:`~bayesqcd.lattice.experiment`, :mod:`~bayesqcd.lattice.cli`: ``bayesqcd lattice``.
+* :mod:`~bayesqcd.studies.lattice.experiment`, :mod:`~bayesqcd.cli.lattice`: ``bayesqcd lattice``.
 
 HMC on the action is :func:`bayesqcd.inference.hmc.run_hmc` with ``Phi4Action.potential``.
 """

@@ -1,0 +1,70 @@
+"""The ``bayesqcd`` command (layer: cli, the top; may import anything below it).
+
+Each subcommand lives in a module of this package exposing ``register(subparsers)``: it adds
+its parser and sets ``func`` (a callable taking the parsed arguments and returning an exit
+code). ``func`` turns the arguments into a study's config and calls the study
+(:mod:`bayesqcd.studies`); the modules keep their heavy imports inside ``func`` so that
+``bayesqcd --help`` is fast. Options shared by every subcommand (``--out``, ``--seed``,
+``--no-progress``) are added by :mod:`bayesqcd.cli.common`.
+
+Errors in the user's input (``ValueError``, ``FileNotFoundError``) print one line and exit
+with 2; ``--debug`` (or ``BAYESQCD_DEBUG=1``) shows the full traceback of any error instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "bayesqcd.cli.ns_eos",
+    "bayesqcd.cli.ns_regression",
+    "bayesqcd.cli.compare",
+    "bayesqcd.cli.tov",
+    "bayesqcd.cli.diffusion",
+    "bayesqcd.cli.spectral",
+    "bayesqcd.cli.lattice",
+    "bayesqcd.cli.topology",
+)
+"""Modules providing subcommands, in the order ``--help`` lists them (each must import)."""
+
+DEBUG_ENV = "BAYESQCD_DEBUG"
+"""Environment variable that, set to a non-empty value other than 0, acts as ``--debug``."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand (a module that fails to import is an error)."""
+    parser = argparse.ArgumentParser(
+        prog="bayesqcd",
+        description="Bayesian inverse problems in QCD physics: neutron stars, diffusion models, "
+        "spectral functions, lattice fields, topology.",
+    )
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the full traceback of an error (or set {DEBUG_ENV}=1)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def _debug(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bayesqcd`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if _debug(args):
+        return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"bayesqcd {args.command}: error: {err}\n(run with --debug for the traceback)",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Options and checks shared by every subcommand: ``--out``, ``--seed``, ``--no-progress``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def add_out(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--out DIR``: the results folder, written atomically when the run succeeds."""
+    p.add_argument("--out", required=required, metavar="DIR",
+                   help="results folder (written atomically when the run succeeds)")
+
+
+def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:
+    """``--seed N``: the seed of every random draw of the run."""
+    p.add_argument("--seed", type=int, default=default, help=f"random seed (default {default})")
+
+
+def add_progress(p: argparse.ArgumentParser) -> None:
+    """``--no-progress``: hide progress bars."""
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_common(p: argparse.ArgumentParser, *, seed: int = 0) -> None:
+    """``--out``, ``--seed`` and ``--no-progress``."""
+    add_out(p)
+    add_seed(p, seed)
+    add_progress(p)
+
+
+def require_at_least(args: argparse.Namespace, minimum: int, *names: str) -> None:
+    """Raise ``ValueError`` naming the option when an integer option is below ``minimum``."""
+    for name in names:
+        value = getattr(args, name)
+        if value < minimum:
+            raise ValueError(f"--{name.replace('_', '-')} = {value} is outside the valid range "
+                             f"[{minimum}, inf)")
+
+
+def parse_list(text: str, name: str, conv: Callable[[str], T]) -> list[T]:
+    """A comma-separated option value as a list (``ValueError`` naming ``--name`` if malformed)."""
+    try:
+        out = [conv(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--{name} must be a comma-separated list, got {text!r}") from None
+    if not out:
+        raise ValueError(f"--{name} is empty")
+    return out
+
+
+def settings_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed options as a plain dict (for ``summary.json``), without the callback."""
+    return {k: v for k, v in vars(args).items() if k not in ("func", "debug")}

@@ -1,0 +1,61 @@
+"""``bayesqcd ns-regression``: neural regression of the EoS (:mod:`bayesqcd.studies.ns_regression`).
+
+    bayesqcd ns-regression --out results/regression        # train (or resume), apply to the real data
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bayesqcd.cli.common import add_common, require_at_least, settings_of
+from bayesqcd.cli.ns_eos import add_data_arguments, data_spec
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``ns-regression`` subcommand."""
+    p = subparsers.add_parser(
+        "ns-regression",
+        help="neural regression of the EoS with observational data augmentation (vs polynomial regression)",
+        description="Generate EoS from the c_s^2 prior, train an MLP ensemble and a polynomial regression "
+        "with and without observational data augmentation, report their validation errors, and apply the "
+        "augmented ensemble to the observations' mass-radius sources. Network training resumes from the "
+        "checkpoints in --checkpoint-dir.",
+    )
+    add_data_arguments(p)
+    add_common(p)
+    p.add_argument("--segments", type=int, default=5, help="c_s^2 segments (default 5)")
+    p.add_argument("--n-train", type=int, default=4000, help="training EoS (default 4000)")
+    p.add_argument("--n-val", type=int, default=2000, help="validation EoS (default 2000)")
+    p.add_argument("--copies", type=int, default=20, help="noisy copies per EoS with augmentation (default 20)")
+    p.add_argument("--members", type=int, default=5, help="networks in the ensemble (default 5)")
+    p.add_argument("--width", type=int, default=64, help="hidden units per layer (default 64)")
+    p.add_argument("--depth", type=int, default=3, help="hidden layers (default 3)")
+    p.add_argument("--steps", type=int, default=4000, help="training steps (default 4000)")
+    p.add_argument("--input-draws", type=int, default=100,
+                   help="re-observations of the data per ensemble member (default 100)")
+    p.add_argument("--checkpoint-dir", default=None, help="network checkpoints (default: OUT.ckpt)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``bayesqcd ns-regression``."""
+    require_at_least(args, 1, "segments", "n_train", "n_val", "copies", "members", "width", "depth", "steps",
+                     "input_draws")
+    from bayesqcd.studies import ns_regression
+
+    config = ns_regression.Config(
+        data=data_spec(args), seed=args.seed, segments=args.segments, n_train=args.n_train, n_val=args.n_val,
+        copies=args.copies, members=args.members, width=args.width, depth=args.depth, steps=args.steps,
+        input_draws=args.input_draws, checkpoint_dir=args.checkpoint_dir)
+    result = ns_regression.run(config, args.out, progress=not args.no_progress, settings=settings_of(args))
+    study = result["study"]
+    print(f"neural regression ({result['total_wall_time_s']:.0f} s) -> {args.out}")
+    gen = study.generation["train"]
+    print(f"  training EoS kept {gen.n_kept} of {gen.n_drawn} ({gen.eos_per_second:.0f} EoS/s)")
+    print("  validation:   RMS c_s^2   RMS dR [km]   invalid")
+    for name, v in study.validation.items():
+        print(f"    {name:11s} {v['rms']:9.4f}   {v['rms_R_km']:9.3f}   {v['invalid_fraction']:7.3f}")
+    for name, h in result["headline"].items():
+        lo, hi = h["ci68"]
+        print(f"  {name:11s} {h['median']:9.3f}  68%: [{lo:.3f}, {hi:.3f}] {h['unit']}")
+    return 0

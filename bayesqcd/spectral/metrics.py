@@ -1,0 +1,71 @@
+"""Error metrics of a reconstruction against the truth (see :mod:`bayesqcd.spectral`)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from jaxtyping import ArrayLike
+
+from bayesqcd.intervals import credible_band
+from bayesqcd.spectral.mocks import MockData
+
+
+# ------------------------------------------------------------------------- metrics
+def _as_np(a: ArrayLike) -> np.ndarray:
+    return np.asarray(a, dtype=float)
+
+
+def mse(rho_hat: ArrayLike, rho_true: ArrayLike) -> float:
+    """Mean squared error on the grid, ``mean_i (rho_hat_i - rho_i)^2``."""
+    rho_hat, rho_true = _as_np(rho_hat), _as_np(rho_true)
+    if rho_hat.shape != rho_true.shape:
+        raise ValueError(f"shapes differ: {rho_hat.shape} vs {rho_true.shape}")
+    return float(np.mean((rho_hat - rho_true) ** 2))
+
+
+def kl_divergence(rho_true: ArrayLike, rho_hat: ArrayLike, weights: ArrayLike | None = None) -> float:
+    """``KL(truth || reconstruction) = sum_i p_i log(p_i / q_i)`` with ``p, q`` the normalised
+    ``rho w`` (``inf`` if the reconstruction vanishes where the truth does not)."""
+    p, q = _as_np(rho_true), _as_np(rho_hat)
+    if p.shape != q.shape:
+        raise ValueError(f"shapes differ: {p.shape} vs {q.shape}")
+    w = np.ones_like(p) if weights is None else _as_np(weights)
+    if np.any(p < 0) or np.any(q < 0):
+        raise ValueError("KL needs non-negative spectral functions")
+    p, q = p * w / np.sum(p * w), q * w / np.sum(q * w)
+    mask = p > 0
+    with np.errstate(divide="ignore"):
+        return float(np.sum(p[mask] * (np.log(p[mask]) - np.log(q[mask]))))
+
+
+def coverage(samples: ArrayLike, rho_true: ArrayLike, level: float = 0.95) -> float:
+    """Fraction of grid points where the truth lies in the pointwise equal-tailed ``level`` band
+    of ``samples`` ``(n, n_omega)`` (:func:`bayesqcd.intervals.credible_band`)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    lo, hi = credible_band(_as_np(samples), levels=(level,))[level]
+    t = _as_np(rho_true)
+    if t.shape != lo.shape:
+        raise ValueError(f"samples (n, {lo.shape}) and truth {t.shape} do not match")
+    return float(np.mean((t >= lo) & (t <= hi)))
+
+
+def metrics(samples: ArrayLike, mock: MockData, level: float = 0.95) -> dict[str, float]:
+    """MSE and KL of the posterior mean, coverage of the ``level`` band, against ``mock.rho``."""
+    s = _as_np(samples).reshape(-1, mock.rho.shape[0])
+    mean = s.mean(axis=0)
+    return {"mse": mse(mean, mock.rho), "kl": kl_divergence(mock.rho, mean, mock.weights),
+            "coverage": coverage(s, mock.rho, level), "min_rho": float(s.min()),
+            "chi2_per_point": chi2_per_point(mean, mock)}
+
+
+def chi2_per_point(rho: ArrayLike, mock: MockData) -> float:
+    """``(D - A rho)^T C^{-1} (D - A rho) / n_data`` of one reconstruction."""
+    r = _as_np(mock.data) - _as_np(mock.A) @ _as_np(rho)
+    return float(r @ np.linalg.solve(_as_np(mock.cov), r) / r.shape[0])
+
+
+def log10_eps_label(eps: float) -> str:
+    """``1e-3`` style label of a noise level."""
+    return f"1e{round(math.log10(eps))}" if eps > 0 else str(eps)

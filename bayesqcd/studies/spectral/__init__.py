@@ -1,0 +1,49 @@
+"""Spectral functions from noisy correlators: one mock problem, five methods, one summary.
+
+Layer: study (imports core :mod:`bayesqcd.spectral`, :mod:`bayesqcd.models.spectral`,
+:mod:`bayesqcd.inference` and :mod:`bayesqcd.report`; never cli). The ``bayesqcd spectral``
+command is a thin front end to :func:`run`.
+
+What it is for: recover ``rho(omega) >= 0`` from ``D = A rho + n`` (a Breit-Wigner or
+Gaussian mock, Kallen-Lehmann or Euclidean kernel, relative or absolute noise) with GP-prior
+NUTS, a Bayesian network, score-based posterior sampling with a learned diffusion prior,
+diffusion-prior NUTS and MEM, and compare MSE, KL, band coverage and wall time.
+
+Modules: :mod:`.config` (:class:`Config`, :func:`make_problem`), :mod:`.methods` (one function
+per method, registered in :data:`METHODS`), :mod:`.gp` (empirical Bayes for the GP amplitude),
+:mod:`.prior` (the diffusion prior), :mod:`.plots`, :mod:`.experiment` (:func:`evaluate`,
+:func:`run`).
+
+Example::
+
+    from bayesqcd.studies import spectral
+
+    summary = spectral.run(spectral.Config(mock="bw1", methods=("nuts", "mem"), eps=(1e-3, 1e-4)),
+                           out="results/bw1")
+
+:func:`run` switches JAX to float64 (:func:`bayesqcd.enable_x64`); call it yourself before
+using the pieces (:func:`run_method`, :func:`evaluate`) directly.
+"""
+
+from .config import METHOD_NAMES, NEEDS_PRIOR, Config, make_problem
+from .experiment import evaluate, format_table, run, run_one, table_row
+from .gp import GP_MU_SCALE, GPEvidence, gp_empirical_bayes, gp_prior_scale, gp_rho
+from .methods import (
+    METHODS,
+    diffusion_prior_nuts,
+    gp_nuts,
+    guided_draws,
+    mem_band,
+    nn_nuts,
+    run_method,
+    score_sampler,
+)
+from .plots import plot_bands
+from .prior import SpectralPrior, to_default_float, train_prior
+
+__all__ = [
+    "GP_MU_SCALE", "GPEvidence", "METHODS", "METHOD_NAMES", "NEEDS_PRIOR", "Config", "SpectralPrior",
+    "diffusion_prior_nuts", "evaluate", "format_table", "gp_empirical_bayes", "gp_nuts", "gp_prior_scale",
+    "gp_rho", "guided_draws", "make_problem", "mem_band", "nn_nuts", "plot_bands", "run", "run_method",
+    "run_one", "score_sampler", "table_row", "to_default_float", "train_prior",
+]

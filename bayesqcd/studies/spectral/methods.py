@@ -1,0 +1,215 @@
+"""The five reconstruction methods, one function each, registered in :data:`METHODS`.
+
+Every method has the signature ``(mock, config, *, key, prior=None, progress=True)`` and returns
+:class:`arviz.InferenceData` with ``posterior["rho"]`` on the grid and ``attrs["wall_time_s"]``
+(MAP searches and chain starts included):
+
+* ``nuts`` (:func:`gp_nuts`): NUTS on :func:`bayesqcd.models.spectral.gp_model` (GP prior on
+  ``log rho``), the amplitude fixed at its value of maximal evidence
+  (:func:`~.gp.gp_empirical_bayes`, empirical Bayes: a free amplitude makes ``(a, z)`` a curved
+  ridge), sampled in the data-informed coordinates of
+  :func:`bayesqcd.models.spectral.data_informed_model` about the MAP; chains start at
+  ``N(0, I)`` draws in those coordinates.
+* ``nn`` (:func:`nn_nuts`): NUTS on the Bayesian ``rho = w softplus(NN(w))`` of
+  :func:`bayesqcd.models.spectral.nn_model`, in weight space, every chain from its own MAP
+  (best of ``nn_map_starts`` L-BFGS runs from its own prior draws,
+  :func:`bayesqcd.inference.optimize.map_estimate`), because the weights' posterior has many
+  modes (permutations and signs of hidden units, and more): the chains are pooled with equal
+  weight, and R-hat on ``rho`` measures how much they disagree (R-hat over weights means
+  nothing here). (Data-informed coordinates would straighten these chains too, but the
+  network's Newton solves and its 321-dimensional least-squares MAP cost minutes per chain on
+  a CPU.)
+* ``score`` (:func:`score_sampler`): :func:`bayesqcd.inference.score_posterior.sample_posterior`
+  with the diffusion prior trained on a family of peaks (:mod:`bayesqcd.spectral.prior`),
+  Tweedie guidance with the isotropic ``Sigma_t`` and the ``x_0`` prediction thresholded at 5
+  standard deviations (the score-Jacobian covariance overflows with the learned score, and
+  without thresholding some draws run away at noise <= 1e-4; see
+  :class:`~bayesqcd.inference.score_posterior.TweedieGuidedScore`) or DPS; 800 Euler steps.
+* ``diffusion-prior`` (:func:`diffusion_prior_nuts`): NUTS on the posterior with the same
+  trained score as a :class:`~bayesqcd.diffusion.distribution.DiffusionPrior` (exact
+  probability-flow likelihood), ``dp_chains`` chains, each in the data-informed coordinates of
+  :func:`~bayesqcd.models.spectral.data_informed_model` about its own start: the best (by the
+  exact log posterior) of ``dp_init_draws`` draws of the guided score sampler.
+* ``mem`` (:func:`mem_band`): the classic Maximum Entropy Method (:mod:`bayesqcd.spectral.mem`),
+  with a band from redrawn data; the MEM maximum is ``constant_data["rho_map"]``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from bayesqcd import spectral as sp
+from bayesqcd.diffusion.distribution import DiffusionPrior
+from bayesqcd.inference.optimize import map_estimate, run_nuts_chains
+from bayesqcd.inference.results import DiagnosticsWarning, from_draws, set_attrs
+from bayesqcd.inference.score_posterior import sample_posterior
+from bayesqcd.models.spectral import SpectralMLP, data_informed_model, gp_basis, nn_model
+from bayesqcd.spectral.mem import mem
+
+from .config import NEEDS_PRIOR, Config
+from .gp import gp_empirical_bayes, gp_prior_scale, gp_rho
+from .prior import SpectralPrior, to_default_float
+
+Method = Callable[..., az.InferenceData]
+"""``(mock, config, *, key, prior=None, progress=True) -> InferenceData``."""
+
+
+def _require_prior(prior: SpectralPrior | None, method: str) -> SpectralPrior:
+    if prior is None:
+        raise ValueError(f"method {method!r} needs a trained prior (train_prior)")
+    return prior
+
+
+def _nuts_from_starts(chains: list, start: float, attrs: dict[str, Any], *, key: jax.Array,
+                      **nuts_kwargs: Any) -> az.InferenceData:
+    """:func:`~bayesqcd.inference.optimize.run_nuts_chains`, with the time since ``start`` (the
+    search for the starts) added to the wall time and ``attrs`` stored on every group."""
+    t_init = time.perf_counter() - start
+    idata = run_nuts_chains(chains, key=key, **nuts_kwargs)
+    set_attrs(idata, {**attrs, "wall_time_s": idata.posterior.attrs["wall_time_s"] + t_init})
+    return idata
+
+
+def gp_nuts(mock: sp.MockData, config: Config, *, key: jax.Array, prior: SpectralPrior | None = None,
+            progress: bool = True) -> az.InferenceData:
+    """GP-prior NUTS at the empirical-Bayes amplitude, in data-informed coordinates (module doc)."""
+    start = time.perf_counter()
+    k_init, k_run = jax.random.split(key)
+    basis = gp_basis(mock.omega, config.gp_length_scale, min(config.gp_modes, config.n_omega))
+    eb = gp_empirical_bayes(mock.A, mock.cov, mock.omega, basis, mock.data)
+    rho_fn = partial(gp_rho(mock.omega, basis), a=eb.amplitude)
+    scale = jnp.asarray(gp_prior_scale(basis.shape[1]))
+    model, k = data_informed_model(rho_fn, scale, eb.theta, mock.A, mock.cov, mock.data)
+    chains = []
+    for c in range(config.num_chains):  # one expansion point (the EB MAP), dispersed starts
+        u = jax.random.normal(jax.random.fold_in(k_init, c), (eb.theta.shape[0],))
+        chains.append((model, {"eta": u[:k], "t": u[k:]}))
+    attrs = {"gp_amplitude": eb.amplitude, "map_chi2_per_point": [eb.chi2_per_point],
+             "map_converged": int(eb.converged)}
+    return _nuts_from_starts(chains, start, attrs, key=k_run, num_warmup=config.num_warmup,
+                             num_samples=config.num_samples, max_tree_depth=config.max_tree_depth,
+                             progress=progress)
+
+
+def nn_nuts(mock: sp.MockData, config: Config, *, key: jax.Array, prior: SpectralPrior | None = None,
+            progress: bool = True) -> az.InferenceData:
+    """Bayesian-network NUTS, every chain from its own multi-start MAP (module doc)."""
+    start = time.perf_counter()
+    k_init, k_run = jax.random.split(key)
+    net = SpectralMLP(config.nn_width, config.nn_depth, config.omega_max, key=jax.random.key(0))
+    args = (mock.A, mock.cov, mock.omega, net)
+    kw = {"data": mock.data, "prior_scale": config.nn_prior_scale}
+    model = partial(nn_model, *args, **kw)
+    chains, attrs = [], {"map_chi2_per_point": []}
+    for c in range(config.num_chains):  # the weights' posterior is multimodal
+        values = map_estimate(nn_model, *args, key=jax.random.fold_in(k_init, c),
+                              n_starts=config.nn_map_starts, max_iter=config.nn_map_iter, **kw).values()
+        attrs["map_chi2_per_point"].append(sp.chi2_per_point(values["rho"], mock))
+        chains.append((model, {n: v for n, v in values.items() if n != "rho"}))
+    return _nuts_from_starts(chains, start, attrs, key=k_run, num_warmup=config.num_warmup,
+                             num_samples=config.num_samples, max_tree_depth=config.max_tree_depth,
+                             progress=progress)
+
+
+def guided_draws(prior: SpectralPrior, mock: sp.MockData, config: Config, key: jax.Array,
+                 n_samples: int, progress: bool = True) -> az.InferenceData:
+    """``n_samples`` draws of the score-based posterior sampler with the trained ``prior`` and
+    ``config``'s guidance settings (float64), as InferenceData with ``x`` and ``rho``."""
+    score, rep = to_default_float(prior.score), to_default_float(prior.representation)
+    A = jnp.asarray(mock.A)
+    return sample_posterior(score, prior.sde, lambda x: A @ rep.to_rho(x), mock.data, mock.cov,
+                            key, shape=(rep.dim,), n_samples=n_samples, guidance=config.guidance,
+                            solver=config.solver, covariance=config.covariance, x0_clip=config.x0_clip,
+                            n_steps=config.sampler_steps, zeta=config.dps_zeta, rtol=1e-4, atol=1e-4,
+                            transform=lambda x: {"rho": rep.to_rho(x)}, progress=progress,
+                            batch_size=100)
+
+
+def score_sampler(mock: sp.MockData, config: Config, *, key: jax.Array, prior: SpectralPrior | None = None,
+                  progress: bool = True) -> az.InferenceData:
+    """``config.score_samples`` draws of the guided score sampler (module doc)."""
+    return guided_draws(_require_prior(prior, "score"), mock, config, key, config.score_samples, progress)
+
+
+def diffusion_prior_nuts(mock: sp.MockData, config: Config, *, key: jax.Array,
+                         prior: SpectralPrior | None = None, progress: bool = True) -> az.InferenceData:
+    """NUTS with the exact diffusion-prior density, chains from guided draws (module doc).
+
+    The learned density is concentrated near the family's low-dimensional manifold and absurd
+    off it (log p ~ -1e21 at the MEM solution's representation, -1e49 at a Gaussian-prior fit):
+    the chains start at the best (exact log posterior) of a few draws of the guided score
+    sampler, which stay near the manifold, and each chain is sampled in data-informed
+    coordinates about its own start."""
+    prior = _require_prior(prior, "diffusion-prior")
+    score, rep = to_default_float(prior.score), to_default_float(prior.representation)
+    dp = DiffusionPrior(score, prior.sde, (rep.dim,), rtol=config.dp_rtol, atol=config.dp_rtol)
+    A, Li = jnp.asarray(mock.A), jnp.linalg.inv(jnp.linalg.cholesky(jnp.asarray(mock.cov)))
+    start = time.perf_counter()
+    k_init, k_run = jax.random.split(key)
+    guided = guided_draws(prior, mock, config, k_init, config.dp_init_draws, progress=False)
+    xs = jnp.asarray(guided.posterior["x"].values[0])
+
+    def log_post(x):
+        r = Li @ (jnp.asarray(mock.data) - A @ rep.to_rho(x))
+        return dp.log_prob(x) - 0.5 * jnp.sum(r**2)
+
+    lp = np.asarray(jax.jit(jax.vmap(log_post))(xs))
+    order = np.argsort(-np.where(np.isfinite(lp), lp, -np.inf))
+    best = [int(order[c % len(order)]) for c in range(config.dp_chains)]
+    chains = []
+    for i in best:
+        model, k = data_informed_model(rep.to_rho, 1.0, xs[i], mock.A, mock.cov, mock.data,
+                                       log_prior=dp.log_prob)
+        chains.append((model, {"eta": jnp.zeros(k), "t": jnp.zeros(rep.dim - k)}))
+    attrs = {"start_log_posterior": [float(lp[i]) for i in best]}
+    return _nuts_from_starts(chains, start, attrs, key=k_run, num_warmup=config.dp_warmup,
+                             num_samples=config.dp_samples, max_tree_depth=config.dp_tree_depth,
+                             target_accept=0.9, progress=progress)
+
+
+def mem_band(mock: sp.MockData, config: Config, *, key: jax.Array | None = None,
+             prior: SpectralPrior | None = None, progress: bool = True) -> az.InferenceData:
+    """Classic MEM; the band from ``config.mem_samples`` redrawn data sets (seeded by
+    ``config.seed``; ``key`` is unused). ``constant_data["rho_map"]`` is the MEM maximum."""
+    start = time.perf_counter()
+    res = mem(mock.A, mock.data, mock.cov, mock.weights, n_samples=config.mem_samples, seed=config.seed)
+    wall = time.perf_counter() - start
+    samples = res.samples if res.samples.shape[0] else res.rho[None]
+    idata = from_draws({"rho": samples[None]}, observed_data={"D": np.asarray(mock.data)},
+                       attrs={"engine": "mem", "wall_time_s": wall, "alpha": res.alpha,
+                              "chi2": res.chi2, "converged": int(res.converged)})
+    idata.add_groups(constant_data=xr.Dataset({"rho_map": (("omega",), res.rho)}))
+    return idata
+
+
+METHODS: dict[str, Method] = {
+    "nuts": gp_nuts,
+    "nn": nn_nuts,
+    "score": score_sampler,
+    "diffusion-prior": diffusion_prior_nuts,
+    "mem": mem_band,
+}
+"""Method name -> ``(mock, config, *, key, prior=None, progress=True) -> InferenceData``."""
+
+
+def run_method(method: str, mock: sp.MockData, config: Config, *, key: jax.Array,
+               prior: SpectralPrior | None = None, progress: bool = True) -> az.InferenceData:
+    """Run ``METHODS[method]`` on ``mock``; convergence warnings are silenced (:func:`.evaluate`
+    reports the diagnostics instead). Returns InferenceData with ``posterior["rho"]``."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {tuple(METHODS)}, got {method!r}")
+    if method in NEEDS_PRIOR:
+        _require_prior(prior, method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        return METHODS[method](mock, config, key=key, prior=prior, progress=progress)
