@@ -22,20 +22,15 @@ from __future__ import annotations
 import argparse
 import time
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.integrate import solve_ivp
 
-jax.config.update("jax_enable_x64", True)  # entry point: float64 on both sides
-
-import equinox as eqx  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.integrate import solve_ivp  # noqa: E402
-
-from bayesqcd.diffusion.data import make_data  # noqa: E402
-from bayesqcd.diffusion.likelihood import wkb_log_likelihood_batch  # noqa: E402
-from bayesqcd.diffusion.score import train_score  # noqa: E402
-from bayesqcd.diffusion.sde import Simple  # noqa: E402
-from bayesqcd.nn.score_nets import MLPScore  # noqa: E402
+import bayesqcd
+from bayesqcd.diffusion import Simple, make_data, train_score, wkb_log_likelihood_batch
+from bayesqcd.nn.score_nets import MLPScore
 
 
 def scipy_wkb(model, sde, x0, tol, fd_step=0.01):
@@ -92,6 +87,7 @@ def main() -> None:
     ap.add_argument("--tol", type=float, default=1e-3)
     ap.add_argument("--train-steps", type=int, default=2000)
     args = ap.parse_args()
+    bayesqcd.enable_x64()  # entry point: float64 on both sides, before any array is created
 
     sde = Simple()
     data = make_data("swiss-roll", jax.random.key(0), 3000)

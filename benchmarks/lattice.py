@@ -19,7 +19,7 @@ import argparse
 import dataclasses
 import os
 
-from bayesqcd.studies.lattice.experiment import RunConfig, run_method
+from bayesqcd.studies import lattice
 
 
 def main() -> None:
@@ -34,8 +34,8 @@ def main() -> None:
     ap.add_argument("--diffusion-proposals", type=int, default=64)
     args = ap.parse_args()
 
-    base = RunConfig(L=args.L, m2=args.m2, lam=args.lam, hmc_samples=args.hmc_samples,
-                     flow_steps=args.flow_steps, score_steps=args.score_steps)
+    base = lattice.Config(L=args.L, m2=args.m2, lam=args.lam, hmc_samples=args.hmc_samples,
+                          flow_steps=args.flow_steps, score_steps=args.score_steps)
     runs = {
         "hmc": dataclasses.replace(base, method="hmc"),
         "flow": dataclasses.replace(base, method="flow", n_proposals=args.flow_proposals),
@@ -45,7 +45,7 @@ def main() -> None:
     print(f"L={args.L}, m2={args.m2}, lambda={args.lam}; {os.cpu_count()} CPU cores")
     rates = {}
     for name, cfg in runs.items():
-        s, _ = run_method(cfg, progress=False)
+        s = lattice.run(cfg, progress=False)
         n_ind = s["observables"]["n_independent"]
         one_off = s["train_time_s"] + s.get("hmc_data_time_s", 0.0)
         rates[name] = (n_ind / s["wall_time_s"], n_ind / (s["wall_time_s"] + one_off))

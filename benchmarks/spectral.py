@@ -26,17 +26,18 @@ def main() -> None:
 
     import jax
 
-    jax.config.update("jax_enable_x64", True)
-    from bayesqcd.studies.spectral.experiment import SpectralConfig, evaluate, make_problem, run_method, train_prior
+    import bayesqcd
 
-    cfg = SpectralConfig(mock=args.mock, eps=args.eps, n_omega=args.n_omega, num_warmup=args.samples,
-                         num_samples=args.samples // 2, num_chains=2, score_samples=args.samples,
-                         mem_samples=50, prior_steps=args.prior_steps)
+    bayesqcd.enable_x64()
+    from bayesqcd.studies.spectral import Config, evaluate, make_problem, run_method, train_prior
+
+    cfg = Config(mock=args.mock, eps=args.eps, n_omega=args.n_omega, num_warmup=args.samples,
+                 num_samples=args.samples // 2, num_chains=2, score_samples=args.samples,
+                 mem_samples=50, prior_steps=args.prior_steps, prior_checkpoint=args.prior_checkpoint)
     mock = make_problem(cfg)
     print(f"mock {args.mock}, eps {args.eps:g}, {args.n_omega} omega points, {jax.devices()[0].platform}")
     t0 = time.perf_counter()
-    prior, info = train_prior(mock.omega, cfg, key=jax.random.key(1), checkpoint=args.prior_checkpoint,
-                              progress=False)
+    prior, info = train_prior(mock.omega, cfg, key=jax.random.key(1), progress=False)
     train_s = time.perf_counter() - t0
     print(f"diffusion prior training ({info['steps']} steps, resumed ones not re-timed): {train_s:.1f} s")
     times = {}

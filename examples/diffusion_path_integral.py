@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 
-import jax
 import numpy as np
 
-from bayesqcd.studies.diffusion_path_integral.experiment import (PAPER_TABLE1, CaseConfig, analytic_finite_h,
-                                           plot_case, run_case)
-from bayesqcd.report import atomic_results_dir, versions, write_json
+from bayesqcd.report import ResultsDir, atomic_results_dir, versions, write_json
+from bayesqcd.studies import diffusion_path_integral as dpi
 
 CASES = [("swiss-roll", "simple"), ("swiss-roll", "cosine"), ("25gauss", "simple"),
          ("25gauss", "cosine")]
@@ -33,7 +31,7 @@ def table(summaries: list[dict]) -> str:
             "| paper |", "|---|---|---|---|---|---|---|"]
     for s in summaries:
         d, e = s["case"]["data"], s["case"]["sde"]
-        p = PAPER_TABLE1[(d, e)]
+        p = dpi.PAPER_TABLE1[(d, e)]
         n = s["nll_h0"]
         c3, c5 = s["first_order_coefficient"]["tol=0.001"], s["first_order_coefficient"]["tol=1e-05"]
         rows.append(f"| {d} / {e.upper()} | {n['value']:.2f} ± {n['error']:.2f} | {p[0]:.2f} ± {p[1]:.2f} "
@@ -42,51 +40,31 @@ def table(summaries: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def plot_analytic(res: dict, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot(res["h"], res["exact_nll"], "k-", label="exact (closed form)")
-    ax.plot(res["h"], res["wkb_nll"], "r--", label="WKB first order (adjoint sweep)")
-    ax.set(xlabel="h", ylabel="NLL(x0) [nats]", title="1-D analytic model")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="results/diffusion")
+    ap.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in OUT")
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--n-eval", type=int, default=256)
     ap.add_argument("--n-samples", type=int, default=3000)
     ap.add_argument("--cases", nargs="*", default=[f"{d}:{s}" for d, s in CASES],
                     help="subset of data:sde pairs")
     args = ap.parse_args()
-    jax.config.update("jax_enable_x64", True)  # float64 likelihood; training stays float32
-
-    summaries, arrays = [], []
+    configs = []
     for case in args.cases:
         d, s = case.split(":")
-        cfg = CaseConfig(data=d, sde=s, n_steps=args.steps, n_eval=args.n_eval,
-                         n_samples=args.n_samples)
-        summ, arr = run_case(cfg)
-        summaries.append(summ)
-        arrays.append(arr)
-        print(table([summ]).splitlines()[-1], flush=True)
-    analytic = analytic_finite_h(np.linspace(0.0, 1.0, 11))
+        configs.append(dpi.Config(data=d, sde=s, n_steps=args.steps, n_eval=args.n_eval,
+                                  n_samples=args.n_samples))
 
-    with atomic_results_dir(args.out) as tmp:
-        for summ, arr in zip(summaries, arrays):
-            sub = tmp / f"{summ['case']['data']}-{summ['case']['sde']}"
-            sub.mkdir()
-            summ["figures"] = plot_case(summ, arr, sub)
-            write_json(sub / "summary.json", summ)
-        plot_analytic(analytic, tmp / "analytic_finite_h.png")
+    # the study switches float64 on for the likelihood (training stays float32)
+    summaries = []
+    with atomic_results_dir(ResultsDir(args.out, overwrite=args.overwrite)) as tmp:
+        for cfg in configs:
+            summ = dpi.run(cfg, out=tmp / f"{cfg.data}-{cfg.sde}")
+            summaries.append(summ)
+            print(table([summ]).splitlines()[-1], flush=True)
+        analytic = dpi.analytic_finite_h(np.linspace(0.0, 1.0, 11))
+        dpi.plot_analytic_finite_h(analytic, tmp / "analytic_finite_h.png")
         md = table(summaries)
         (tmp / "table.md").write_text(md + "\n")
         write_json(tmp / "summary.json", {"cases": summaries, "analytic_finite_h": analytic,

@@ -20,8 +20,8 @@ import dataclasses
 
 import numpy as np
 
-from bayesqcd.studies.lattice.experiment import RunConfig, plot_run, run_method
-from bayesqcd.report import atomic_results_dir, versions, write_json
+from bayesqcd.report import ResultsDir, atomic_results_dir, pyplot, save_figure, versions, write_json
+from bayesqcd.studies import lattice
 
 
 def fmt(o: dict) -> str:
@@ -30,12 +30,7 @@ def fmt(o: dict) -> str:
 
 def plot_comparison(results: dict, path) -> None:
     """|M| histograms and G(t) of every method in one figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for name, (summary, idata) in results.items():
         M = idata.posterior["phi"].values.mean(axis=(-2, -1)).ravel()
@@ -50,13 +45,13 @@ def plot_comparison(results: dict, path) -> None:
     for ax in axes:
         ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="results/phi4_generative")
+    ap.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in OUT")
     ap.add_argument("--L", type=int, default=8)
     ap.add_argument("--m2", type=float, default=-4.0)
     ap.add_argument("--lam", type=float, default=8.0)
@@ -71,16 +66,17 @@ def main() -> None:
     ap.add_argument("--save-configs", action="store_true", help="write OUT/<method>/configs.npz")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args()
+    out = ResultsDir(args.out, overwrite=args.overwrite)  # checked before any work
 
-    base = RunConfig(L=args.L, m2=args.m2, lam=args.lam, seed=args.seed,
-                     hmc_samples=args.hmc_samples, flow_steps=args.flow_steps,
-                     score_steps=args.score_steps, ode_tol=args.ode_tol)
+    base = lattice.Config(L=args.L, m2=args.m2, lam=args.lam, seed=args.seed,
+                          hmc_samples=args.hmc_samples, flow_steps=args.flow_steps,
+                          score_steps=args.score_steps, ode_tol=args.ode_tol)
     results = {}
     for method in args.methods.split(","):
         n_prop = args.flow_proposals if method == "flow" else args.diffusion_proposals
         cfg = dataclasses.replace(base, method=method, n_proposals=n_prop,
                                   proposal_batch=min(1024 if method == "flow" else 64, n_prop))
-        summary, idata = run_method(cfg, progress=not args.no_progress)
+        summary, idata = lattice.compute(cfg, progress=not args.no_progress)
         results[method] = (summary, idata)
         print(f"{method} done: wall {summary['wall_time_s']:.1f} s, train {summary['train_time_s']:.1f} s",
               flush=True)
@@ -109,10 +105,11 @@ def main() -> None:
         table[label] = dict(zip(names, vals))
         print(f"{label:22s}" + "".join(f"{v:>24s}" for v in vals))
 
-    with atomic_results_dir(args.out) as tmp:
+    with atomic_results_dir(out) as tmp:
         for name, (summary, idata) in results.items():
             (tmp / name).mkdir()
-            summary["figures"] = plot_run(summary, idata, tmp / name)
+            lattice.plot_observables(summary, idata, tmp / name / "observables.png")
+            summary["figures"] = ["observables.png"]
             write_json(tmp / name / "summary.json", summary)
             if args.save_configs:
                 np.savez_compressed(tmp / name / "configs.npz", phi=idata.posterior["phi"].values)

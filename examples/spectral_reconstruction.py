@@ -2,7 +2,8 @@
 
 For one- and two-peak Breit-Wigner mocks (Wang, Shi, Zhou, arXiv:2111.14760: omega in (0, 20]
 on 500 points, 25 momenta in [0, 19.2], relative noise eps) and noise levels 1e-2 .. 1e-5,
-runs ``bayesqcd spectral`` for each mock (GP-prior NUTS, Bayesian NN, score-based posterior
+runs the spectral study (:func:`bayesqcd.studies.spectral.run`, what ``bayesqcd spectral``
+calls) for each mock (GP-prior NUTS, Bayesian NN, score-based posterior
 with a learned diffusion prior, MEM; diffusion-prior NUTS optionally, at chosen noise levels:
 it is by far the slowest), then prints one table (MSE and KL of the point estimate against the
 truth, coverage of the pointwise 95% band, wall time) and draws MSE and coverage against the
@@ -36,32 +37,40 @@ def main() -> None:
     ap.add_argument("--dp-eps", default=None,
                     help="noise levels for diffusion-prior NUTS (default: --eps; '' = none)")
     ap.add_argument("--quick", action="store_true", help="200 omega points, short chains, short training")
+    ap.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in OUT")
     args = ap.parse_args()
 
-    from bayesqcd.cli import main as cli
+    import bayesqcd
+    from bayesqcd.report import ResultsDir
+    from bayesqcd.studies import spectral
 
+    bayesqcd.enable_x64()  # spectral.run does it too; here before any array is made
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = str(out / "prior.ckpt")
-    common = ["--no-progress", "--prior-checkpoint", ckpt]
+    common = dict(prior_checkpoint=str(out / "prior.ckpt"))  # the prior is trained once, then reused
     if args.quick:
-        common += ["--n-omega", "200", "--samples", "100", "--warmup", "100", "--prior-steps", "4000",
-                   "--prior-k", "32", "--score-samples", "100", "--dp-warmup", "30", "--dp-samples", "30"]
+        common.update(n_omega=200, num_samples=100, num_warmup=100, prior_steps=4000, prior_k=32,
+                      score_samples=100, dp_warmup=30, dp_samples=30)
     else:
-        common += ["--samples", "150", "--warmup", "150", "--prior-steps", "15000", "--prior-k", "64",
-                   "--dp-warmup", "30", "--dp-samples", "30", "--dp-tree-depth", "4"]
+        common.update(num_samples=150, num_warmup=150, prior_steps=15000, prior_k=64, dp_warmup=30,
+                      dp_samples=30, dp_tree_depth=4)
+
+    def floats(text: str) -> tuple[float, ...]:
+        return tuple(float(e) for e in text.split(",") if e.strip())
+
+    methods = spectral.METHOD_NAMES if args.methods == "all" else tuple(args.methods.split(","))
     runs = []
     for mock in args.mocks.split(","):
-        runs.append((mock, out / mock, args.methods, args.eps))
+        runs.append((out / mock, spectral.Config(mock=mock, methods=methods, eps=floats(args.eps), **common)))
         dp_eps = args.eps if args.dp_eps is None else args.dp_eps
         if dp_eps:
-            runs.append((mock, out / f"{mock}_diffusion-prior", "diffusion-prior", dp_eps))
-    for mock, folder, methods, eps in runs:
-        rc = cli(["spectral", "--mock", mock, "--method", methods, "--eps", eps, "--out", str(folder)]
-                 + common)
-        if rc:
-            raise SystemExit(f"bayesqcd spectral failed for {mock} ({methods})")
-    tabulate([(mock, folder) for mock, folder, _, _ in runs], out)
+            runs.append((out / f"{mock}_diffusion-prior",
+                         spectral.Config(mock=mock, methods=("diffusion-prior",), eps=floats(dp_eps), **common)))
+    # every config and results folder is checked before the first (long) run starts
+    folders = [ResultsDir(folder, overwrite=args.overwrite) for folder, _ in runs]
+    for folder, (_, config) in zip(folders, runs):
+        spectral.run(config, folder, progress=False)
+    tabulate([(config.mock, folder) for folder, config in runs], out)
 
 
 MSE_TOP = 1.0
@@ -89,11 +98,9 @@ def tabulate(runs: list[tuple[str, Path]], out: Path) -> None:
     (out / "table.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
 
-    import matplotlib
+    from bayesqcd.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     off_scale = False
     for (mock, method), pts in sorted(curves.items()):
@@ -116,7 +123,7 @@ def tabulate(runs: list[tuple[str, Path]], out: Path) -> None:
     axes[1].axhline(0.95, color="k", lw=0.8)
     axes[0].legend(fontsize="xx-small", ncol=2)
     fig.tight_layout()
-    fig.savefig(out / "metrics_vs_noise.png", dpi=120)
+    save_figure(fig, out / "metrics_vs_noise.png", dpi=120)
     print(f"wrote {out}/table.md and {out}/metrics_vs_noise.png")
 
 

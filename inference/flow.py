@@ -43,8 +43,12 @@ def reverse_kl_loss(proposal: Any, log_p: LogDensity, key: PRNGKeyArray, n: int)
 
 def train_reverse_kl(proposal: Any, log_p: LogDensity, key: PRNGKeyArray, *, n_steps: int,
                      batch_size: int = 64, learning_rate: float = 1e-3, eval_every: int = 100,
-                     checkpoint: str | None = None, progress: bool = True) -> TrainResult:
+                     checkpoint: str | None = None, progress: bool = True,
+                     settings: dict[str, Any] | None = None) -> TrainResult:
     """Train ``proposal`` by Adam on :func:`reverse_kl_loss` (``batch_size`` draws a step).
+
+    The checkpoint records the hyperparameters and the caller's ``settings`` (the target and
+    the model); resuming under others is refused.
 
     ``history["train_loss"]`` is the mean loss over each chunk of ``eval_every`` steps; its
     floor is ``-log Z``.
@@ -55,7 +59,8 @@ def train_reverse_kl(proposal: Any, log_p: LogDensity, key: PRNGKeyArray, *, n_s
     return train(proposal, lambda m, batch, k: reverse_kl_loss(m, log_p, k, batch_size),
                  lambda k: jnp.zeros(()), optax.adam(learning_rate), n_steps, key,
                  eval_every=eval_every, checkpoint=checkpoint, progress=progress,
-                 desc="reverse KL")
+                 desc="reverse KL",
+                 settings={"batch_size": batch_size, "learning_rate": learning_rate, **(settings or {})})
 
 
 def ess_fraction(log_w: Float[Array, " n"]) -> Float[Array, ""]:

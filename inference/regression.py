@@ -21,6 +21,8 @@ members as chains and input draws as draws.
 
 from __future__ import annotations
 
+import math
+
 import itertools
 import os
 import time
@@ -138,6 +140,10 @@ class PolynomialRegressor:
             raise ValueError(f"degree = {self.degree} must be >= 1")
         if self.ridge < 0:
             raise ValueError(f"ridge = {self.ridge} must be >= 0")
+
+    def n_terms(self, n_features: int) -> int:
+        """Number of monomials of total degree <= ``degree`` in ``n_features`` inputs (the fewest rows a fit needs)."""
+        return math.comb(n_features + self.degree, self.degree)
 
     def fit(self, train: RegressionData, key: PRNGKeyArray | None = None, *, val: RegressionData | None = None,
             **_: Any) -> FittedPolynomial:

@@ -167,7 +167,7 @@ def test_kde_matches_scipy_normalizes_and_peaks_at_mean():
     np.testing.assert_allclose(s.log_density(pts_m, pts_r),
                                gaussian_kde(np.stack([m, r])).logpdf(np.stack([pts_m, pts_r])),
                                rtol=1e-10)
-    lik = mr_likelihood(mock_mr_observations([1.0], [10.0], 0).with_samples(s))
+    lik = mr_likelihood(mock_mr_observations([1.0], [10.0], 0).with_samples(new=(s,)))
     mg = np.linspace(0.9, 1.9, 201)
     rg = np.linspace(8.5, 15.5, 201)
     mm, rr = np.meshgrid(mg, rg, indexing="ij")
@@ -185,7 +185,7 @@ def test_mixed_likelihood_shapes_order_padding_jit_vmap_grad():
     m2, r2 = _correlated_samples(120, seed=2)
     sa = MRSamples("PSR J0030+0451", m1, r1, "a")       # replaces the Riley+2019 summary
     sb = MRSamples("extra", m2 + 0.4, r2 - 0.5, "b")     # appended
-    obs2 = obs.with_samples(sa, sb)
+    obs2 = obs.with_samples(sa, new=(sb,))
     lik = mr_likelihood(obs2)
     assert lik.names == ("PSR J0740+6620", "PSR J0437-4715", "PSR J1231-1411", "PSR J0614-3329",
                          "PSR J0030+0451", "extra")
@@ -259,6 +259,12 @@ GOOD_R = "mr,A,R,12.0,11.0,13.0,0.68,1,src"
     ([HEADER, GOOD_M, GOOD_R, "radio,B,M,2.0,1.9,2.1,0.68,yes,src"], 5, "use"),
     ([HEADER, GOOD_M, GOOD_R, GOOD_R], 5, "name"),
     ([HEADER, GOOD_M, "mr,A,R,12.0,11.0,13.0,0.68,1,"], 4, "source"),
+    # physical ranges of every row: M in (0, 5] M_sun, R in [3, 50] km
+    ([HEADER, "mr,A,M,50,49,51,0.68,1,src", GOOD_R], 3, "lower"),
+    ([HEADER, GOOD_M, "mr,A,R,12000,11000,13000,0.68,1,src"], 4, "lower"),
+    ([HEADER, GOOD_M, GOOD_R, "radio,B,M,4.95,4.9,5.1,0.68,1,src"], 5, "upper"),
+    # one source, one spelling: a case variant is a duplicate, not a second pulsar
+    ([HEADER, GOOD_M, GOOD_R, "mr,a,M,1.4,1.3,1.5,0.68,1,src"], 5, "name"),
 ])
 def test_malformed_table_error_names_file_line_column(tmp_path, lines, line, column):
     path = tmp_path / "my_table.csv"
@@ -267,6 +273,37 @@ def test_malformed_table_error_names_file_line_column(tmp_path, lines, line, col
         load_observations(path)
     msg = str(err.value)
     assert "my_table.csv" in msg and f"line {line}," in msg and repr(column) in msg, msg
+
+
+def test_table_encodings_and_separators(tmp_path):
+    """A spreadsheet's UTF-8 BOM is accepted; binary files and ';'-separated tables get an error
+    naming the file and what was expected."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join([HEADER, GOOD_M, GOOD_R]).encode())
+    assert load_observations(path).names == ("A",)
+    binary = tmp_path / "data.bin"
+    binary.write_bytes(bytes(range(256)))
+    with pytest.raises(ValueError, match="data.bin: not a UTF-8 text table"):
+        load_observations(binary)
+    semi = tmp_path / "semi.csv"
+    semi.write_text("\n".join(x.replace(",", ";") for x in [HEADER, GOOD_M, GOOD_R]))
+    with pytest.raises(ValueError, match="semi.csv: line 1.*separated by semicolons"):
+        load_observations(semi)
+
+
+def test_sample_names_must_match_a_source_once():
+    """``--mr-samples`` names: a typo or a repeated name is an error; new sources are explicit."""
+    obs = load_observations()
+    m, r = _correlated_samples(100)
+    with pytest.raises(ValueError, match="matches no mass-radius source.*PSR J0030\\+0451"):
+        obs.with_samples(MRSamples("PSR J0030+045", m, r, "typo"))
+    with pytest.raises(ValueError, match="given twice"):
+        obs.with_samples(MRSamples("PSR J0030+0451", m, r, "a"), MRSamples("psr j0030+0451", m, r, "b"))
+    with pytest.raises(ValueError, match="already a source"):
+        obs.with_samples(new=(MRSamples("PSR J0030+0451", m, r, "a"),))
+    replaced = obs.with_samples(MRSamples("psr  J0030+0451", m, r, "case and spaces"))
+    assert len(replaced.mr) == len(obs.mr)
+    assert len(obs.with_samples(new=(MRSamples("PSR NEW", m, r, "n"),)).mr) == len(obs.mr) + 1
 
 
 def test_user_table_loads(tmp_path):

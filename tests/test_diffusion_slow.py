@@ -2,15 +2,15 @@
 
 import pytest
 
-from bayesqcd.studies.diffusion_path_integral.experiment import CaseConfig, run_case
+from bayesqcd.studies.diffusion_path_integral import Config, run
 
 
 @pytest.mark.slow
 def test_swiss_roll_simple_reproduces_nll_and_falling_w2():
     """20000 steps (the paper: ~96000): NLL at h = 0 within 0.3 nats of the paper's 1.39,
     a negative first-order coefficient, and W2 lower at h = 0.2 than at h = 0."""
-    summary, _ = run_case(CaseConfig(data="swiss-roll", sde="simple", n_steps=20000, n_eval=128,
-                                     n_samples=2000), progress=False)
+    summary = run(Config(data="swiss-roll", sde="simple", n_steps=20000, n_eval=128,
+                         n_samples=2000), progress=False)
     assert abs(summary["nll_h0"]["value"] - 1.39) < 0.3
     assert summary["first_order_coefficient"]["tol=1e-05"]["value"] < 0
     w2 = summary["w2_vs_h"]["w2"]

@@ -45,9 +45,9 @@ def test_resume_gives_the_same_model_as_an_uninterrupted_run(tmp_path):
 
 
 def test_early_stopping_returns_the_best_validation_model():
-    val = lambda m: _loss(m, (X, Y), None) + 0.0  # noqa: E731
-    res = train(_model(), _loss, minibatch((X, Y), 32), optax.sgd(5.0), 2000, jax.random.key(1),
-                val_loss=val, eval_every=20, patience=3, progress=False)  # a step size that diverges
+    val = lambda m: _loss(m, (X, -Y), None) + 0.0  # noqa: E731  (worse the better it fits Y)
+    res = train(_model(), _loss, minibatch((X, Y), 32), optax.adam(1e-2), 2000, jax.random.key(1),
+                val_loss=val, eval_every=20, patience=3, progress=False)
     assert res.stopped_early and res.steps < 2000
     assert float(val(res.model)) == pytest.approx(min(res.history["val_loss"]))
 
@@ -55,3 +55,27 @@ def test_early_stopping_returns_the_best_validation_model():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="patience needs a val_loss"):
         train(_model(), _loss, minibatch((X, Y), 32), optax.adam(1e-2), 10, jax.random.key(1), patience=2)
+
+
+def test_a_diverging_training_stops_with_a_clear_error(tmp_path):
+    from bayesqcd.nn import TrainingDiverged
+
+    ckpt = tmp_path / "model.eqx"
+    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+        train(_model(), _loss, minibatch((X, Y), 32), optax.sgd(1e8), 200, jax.random.key(1),
+              eval_every=50, checkpoint=ckpt, progress=False)
+    assert not ckpt.exists()  # nothing non-finite was saved
+
+
+def test_checkpoints_remember_their_settings_and_refuse_others(tmp_path):
+    ckpt = tmp_path / "model.eqx"
+    kw = dict(eval_every=50, checkpoint=ckpt, progress=False)
+    train(_model(), _loss, minibatch((X, Y), 32), optax.adam(1e-2), 100, jax.random.key(1),
+          settings={"data": "sin(3x)", "lr": 1e-2}, **kw)
+    with pytest.raises(ValueError, match="other settings"):
+        train(_model(), _loss, minibatch((X, Y), 32), optax.adam(1e-2), 200, jax.random.key(1),
+              settings={"data": "cos(3x)", "lr": 1e-2}, **kw)
+    ckpt.write_bytes(ckpt.read_bytes()[:20])  # truncated
+    with pytest.raises(ValueError, match="model.eqx cannot be read"):
+        train(_model(), _loss, minibatch((X, Y), 32), optax.adam(1e-2), 200, jax.random.key(1),
+              settings={"data": "sin(3x)", "lr": 1e-2}, **kw)

@@ -7,20 +7,22 @@ augmented 1.00-1.15 (seed 0: 1.00); augmented/unaugmented final validation loss 
 final training loss, augmented 0.0222-0.0228 (sigma^2 = 0.0225), unaugmented 0.003-0.007.
 """
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayesqcd.studies.regression_toy.experiment import (HEIGHTS, PEAKS, double_peak, make_regressor, noisy_samples,
-                                     plot_toy, toy_experiment)
+from bayesqcd.studies.regression_toy import (HEIGHTS, PEAKS, Config, double_peak, headline,
+                                             make_regressor, noisy_samples, plot_toy, run)
 
 SETTINGS = dict(seed=0, n_train=30, n_s=1000, n_steps=4000, sigma=0.15, eval_every=100)
 
 
 @pytest.fixture(scope="module")
 def result():
-    return toy_experiment(**SETTINGS)
+    return run(Config(**SETTINGS), progress=False)
 
 
 def test_both_runs_share_steps_and_evaluations(result):
@@ -60,7 +62,8 @@ def test_validation_loss_is_the_error_to_the_truth(result):
 
 def test_single_copy_augmentation_is_the_unaugmented_run():
     """n_s = 1 leaves exactly the unaugmented data set: the two runs must coincide."""
-    r = toy_experiment(seed=3, n_train=10, n_s=1, n_steps=100, eval_every=50, width=16, depth=2)
+    r = run(Config(seed=3, n_train=10, n_s=1, n_steps=100, eval_every=50, width=16, depth=2),
+            progress=False)
     assert r["augmented"]["history"] == r["unaugmented"]["history"]
     np.testing.assert_array_equal(r["augmented"]["fit_grid"], r["unaugmented"]["fit_grid"])
 
@@ -94,6 +97,21 @@ def test_plot_is_written(result, tmp_path):
     assert path.stat().st_size > 10_000
 
 
+def test_run_writes_a_results_folder_with_the_same_numbers(tmp_path):
+    """``out`` adds summary.json and the figure; the numbers are those of a run without it."""
+    cfg = Config(seed=3, n_train=10, n_s=2, n_steps=100, eval_every=50, width=16, depth=2)
+    out = tmp_path / "toy"
+    r = run(cfg, out, progress=False)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["unaugmented"] == headline(r)["unaugmented"]
+    assert s["histories"]["augmented"] == r["augmented"]["history"]
+    assert s["config"]["n_s"] == 2 and "versions" in s
+    assert (out / "regression_toy.png").stat().st_size > 10_000
+    assert [p.name for p in tmp_path.iterdir()] == ["toy"]  # no temporary folder left
+    again = run(cfg, progress=False)
+    assert again["augmented"]["history"] == r["augmented"]["history"]
+
+
 @pytest.mark.parametrize("kwargs, name", [
     (dict(n_s=0), "n_s"), (dict(n_s=2.5), "n_s"), (dict(sigma=0.0), "sigma"),
     (dict(sigma=-0.1), "sigma"), (dict(sigma=float("nan")), "sigma"), (dict(n_train=1), "n_train"),
@@ -103,7 +121,7 @@ def test_plot_is_written(result, tmp_path):
 ])
 def test_bad_inputs_are_refused(kwargs, name):
     with pytest.raises(ValueError, match=name):
-        toy_experiment(**kwargs)
+        Config(**kwargs)
 
 
 def test_bad_inputs_of_the_building_blocks_are_refused():
@@ -120,7 +138,7 @@ def test_residual_overfitting_falls_with_the_number_of_copies():
     """Finite n_s leaves noise sigma / sqrt(n_s) in the copy means: more copies, lower final loss."""
     final = {}
     for n_s in (1, 10, 100, 1000):
-        r = toy_experiment(**{**SETTINGS, "n_s": n_s})
+        r = run(Config(**{**SETTINGS, "n_s": n_s}), progress=False)
         final[n_s] = r["augmented"]["final_val_loss"]
         if n_s == 1:
             assert final[1] == pytest.approx(r["unaugmented"]["final_val_loss"], rel=1e-12)

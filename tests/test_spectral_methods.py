@@ -11,7 +11,7 @@ import pytest
 from bayesqcd import spectral as sp
 from bayesqcd.inference.results import DiagnosticsWarning
 from bayesqcd.models.spectral import SpectralMLP, gp_model, nn_model
-from bayesqcd.studies.spectral.experiment import SpectralConfig, evaluate, run_method, train_prior
+from bayesqcd.studies.spectral import Config, evaluate, make_problem, run_method, train_prior
 
 N_OMEGA = 80
 PEAK = float(np.sqrt(4.0 - 0.25))  # maximum of the BW (M = 2, Gamma = 0.5) is near sqrt(M^2 - Gamma^2)
@@ -24,14 +24,12 @@ def small_cfg(**kw):
                 score_samples=60, sampler_steps=100, dp_warmup=30, dp_samples=20, dp_tree_depth=4,
                 mem_samples=5)
     base.update(kw)
-    return SpectralConfig(**base)
+    return Config(**base)
 
 
 @pytest.fixture(scope="module")
 def problem():
     cfg = small_cfg()
-    from bayesqcd.studies.spectral.experiment import make_problem
-
     return cfg, make_problem(cfg)
 
 
@@ -67,8 +65,6 @@ def test_score_posterior_recovers_single_peak(problem, prior):
     few draws far off the family (|x| > 20); with sharp data (eps <= 1e-4) the guided sampler
     then loses about half its draws (see the slow test for a full-size prior). Here: eps = 1e-2,
     the posterior median, a bounded runaway fraction, and a comparison with the prior's fit."""
-    from bayesqcd.studies.spectral.experiment import make_problem
-
     cfg, _ = problem
     cfg = small_cfg(eps=1e-2)
     mock = make_problem(cfg)
@@ -92,9 +88,7 @@ def test_score_posterior_recovers_single_peak(problem, prior):
 def test_score_posterior_low_noise_full_size_prior():
     """eps = 1e-4 with the CLI's prior (64 coarse points, width 256, 15000 steps, 500 omega
     points): the posterior mean recovers the peak and the band covers the truth."""
-    from bayesqcd.studies.spectral.experiment import make_problem
-
-    cfg = SpectralConfig(mock="bw1", eps=1e-4, prior_steps=15000, score_samples=200)
+    cfg = Config(mock="bw1", eps=1e-4, prior_steps=15000, score_samples=200)
     mock = make_problem(cfg)
     p, _ = train_prior(mock.omega, cfg, key=jax.random.key(1), progress=False)
     m = evaluate(run_method("score", mock, cfg, key=jax.random.key(2), prior=p, progress=False), mock)
@@ -157,6 +151,61 @@ def test_models_refuse_bad_inputs(problem):
     init = initialize_model(jax.random.key(0), nn_model, model_args=(mock.A, mock.cov, mock.omega, net),
                             model_kwargs={"data": mock.data})
     assert np.isfinite(float(init.potential_fn(init.param_info.z)))
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("mock", "bw9", "mock = 'bw9'"),
+    ("methods", ("nuts", "magic"), "'magic' is not a method"),
+    ("methods", (), "methods is empty"),
+    ("methods", ("mem", "mem"), "twice"),
+    ("eps", (1e-3, 0.0), "eps .* = 0.0 is outside the valid range"),
+    ("num_samples", 0, "num_samples = 0 is outside the valid range"),
+    ("n_omega", 1, "n_omega = 1"),
+    ("correlation", 1.0, "correlation = 1.0"),
+    ("guidance", "magic", "guidance = 'magic'"),
+    ("x0_clip", -1.0, "x0_clip = -1.0"),
+    ("dp_rtol", 0.0, "dp_rtol = 0.0"),
+])
+def test_config_refuses_bad_settings(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        Config(**{field: value})
+
+
+def test_config_and_method_registry():
+    import dataclasses
+
+    from bayesqcd.studies.spectral import METHOD_NAMES, METHODS
+
+    cfg = Config(eps=1e-4, methods="nuts")
+    assert cfg.eps == (1e-4,) and cfg.methods == ("nuts",)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.eps = (1e-3,)
+    assert cfg.replace(eps=[1e-2, 1e-3]).eps == (1e-2, 1e-3)
+    assert tuple(METHODS) == METHOD_NAMES and all(callable(f) for f in METHODS.values())
+
+
+def test_study_run_writes_the_results_folder(tmp_path):
+    """run(config, out): the files the command writes, the summary it returns, the same numbers
+    again without a folder."""
+    import json
+
+    from bayesqcd.report import MARKER, to_json
+    from bayesqcd.studies import spectral
+
+    cfg = Config(mock="bw2", methods=("mem",), eps=(1e-3, 1e-4), n_omega=64, mem_samples=5)
+    summary = spectral.run(cfg, tmp_path / "run", progress=False)
+    folder = tmp_path / "run"
+    assert sorted(p.name for p in folder.iterdir() if p.name != MARKER) == [
+        "bands_bw2_eps1e-3.png", "bands_bw2_eps1e-4.png", "summary.json", "table.md"]
+    assert json.loads((folder / "summary.json").read_text()) == json.loads(to_json(summary))
+    table = (folder / "table.md").read_text()
+    assert table == spectral.format_table(summary) + "\n" and table.count("| mem |") == 2
+    again = spectral.run(cfg.replace(eps=(1e-4,)), progress=False)  # no folder, same numbers
+    assert again["results"]["1e-4"]["mem"] == {**summary["results"]["1e-4"]["mem"],
+                                               "wall_time_s": again["results"]["1e-4"]["mem"]["wall_time_s"]}
+    with pytest.raises(ValueError, match="earlier run"):  # checked before any work
+        spectral.run(cfg, folder, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 def test_cli_writes_summary(tmp_path):
@@ -240,7 +289,7 @@ def test_gp_empirical_bayes_finds_a_converged_map():
     """The evidence scan returns a least-squares optimum (zero gradient of the potential) at an
     amplitude inside the grid, fitting the data to chi^2 / point ~ 1; bad grids are refused."""
     from bayesqcd.models.spectral import gp_basis
-    from bayesqcd.studies.spectral.experiment import gp_empirical_bayes, gp_rho, make_problem
+    from bayesqcd.studies.spectral import gp_empirical_bayes, gp_rho
 
     cfg = small_cfg(eps=1e-3)
     mock = make_problem(cfg)

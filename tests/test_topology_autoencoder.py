@@ -1,8 +1,11 @@
 """The conv + dense autoencoder trains, and its rotation-invariant code and pose behave as stated;
-the normalisations do what they say; the experiment and the CLI run end to end (tiny sizes)."""
+the normalisations do what they say; the study's Config refuses bad settings, its run writes the
+results folder (tiny sizes), and the CLI turns its options into that Config."""
 
+import dataclasses
 import json
 import math
+import re
 
 import equinox as eqx
 import jax
@@ -15,7 +18,7 @@ from bayesqcd.nn import train
 from bayesqcd.nn.autoencoder import (ConvAutoencoder, encode_batch, invariance_penalty,
                                      reconstruction_loss, rotate_image, transform_image)
 from bayesqcd.topology import render, sample_drawings
-from bayesqcd.studies.topology.experiment import fit_autoencoder
+from bayesqcd.studies.topology import Config, drawing_config, fit_autoencoder, run
 from bayesqcd.topology.frames import (affine_normalise, centre_images, centroid_normalise,
                                       prepare_images, radial_profile, random_zoom_stretch,
                                       shift_to_centroid, stroke_normalise)
@@ -303,27 +306,102 @@ def test_centre_images_centres_the_ink_without_losing_any(tiny):
     np.testing.assert_array_equal(np.asarray(centre_images(tiny)), np.asarray(tiny))
 
 
-@pytest.mark.expensive(45)
-def test_cli_writes_summary_atomically(tmp_path):
-    from bayesqcd.cli import main
+SCORED = ("codes", "pixels", "pca", "pca_2", "pixel_statistics", "raw_pixels", "raw_pca",
+          "radial_profile")
+METRICS = ("kmeans_accuracy", "kmeans_nmi", "gmm_accuracy", "gmm_nmi", "probe_accuracy")
+TINY = dict(n_train=48, n_test=24, n_val=16, steps=8, batch_size=16, latent=5, rotations=4)
 
+
+@pytest.mark.expensive(45)
+def test_study_run_writes_the_results_folder_atomically(tmp_path):
     out = tmp_path / "topo"
-    rc = main(["topology", "--out", str(out), "--n-train", "48", "--n-test", "24", "--steps", "8",
-               "--batch-size", "16", "--latent", "5", "--rotations", "4", "--no-progress"])
-    assert rc == 0
+    summary = run(Config(**TINY), out, progress=False)
     s = json.loads((out / "summary.json").read_text())
     assert s["rotations"] == 4 and s["frame"] == "centre" and s["stroke_sigma"] == 0.8
-    assert s["pose_dims"] == 3 and s["invariance"] == 1.0
-    for name in ("codes", "pixels", "pca", "pca_2", "pixel_statistics", "raw_pixels", "raw_pca",
-                 "radial_profile"):
-        for metric in ("kmeans_accuracy", "kmeans_nmi", "gmm_accuracy", "gmm_nmi", "probe_accuracy"):
+    assert s["pose_dims"] == 3 and s["invariance"] == 1.0 and s["seed"] == 0 and s["steps"] == 8
+    assert s["settings"]["n_val"] == 16 and s["settings"]["channels"] == [16, 32, 32]
+    assert s["scores"] == summary["scores"] and set(s["scores"]) == set(SCORED)
+    for name in SCORED:
+        for metric in METRICS:
             assert 0.0 <= s["scores"][name][metric] <= 1.0
+    assert set(s["validation_scores_codes"]) == set(METRICS)
     assert set(s["single_statistic_probe_accuracy"]) == {"ink", "inked_area", "radius_of_gyration",
                                                          "extent", "peak"}
+    assert set(json.loads((out / "history.json").read_text())) >= {"train_loss", "val_loss"}
+    codes = np.load(out / "codes_test.npz")
+    assert codes["codes"].shape == (24, 5) and codes["labels"].shape == (24,)
     assert (out / "latent.png").stat().st_size > 0 and (out / "reconstructions.png").stat().st_size > 0
+    assert sorted(p.name for p in out.iterdir()) == ["codes_test.npz", "history.json", "latent.png",
+                                                     "reconstructions.png", "summary.json"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
-    assert main(["topology", "--out", str(tmp_path / "bad"), "--steps", "-1"]) == 2
-    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(n_train=7), "n_train"), (dict(n_test=3), "n_test"), (dict(n_val=0), "n_val"),
+    (dict(latent=1), "latent"), (dict(steps=-1), "steps"), (dict(batch_size=0), "batch_size"),
+    (dict(rotations=1), "rotations"), (dict(pose_dims=-1), "pose_dims"),
+    (dict(invariance=-1.0), "invariance"), (dict(lr=0.0), "lr"), (dict(schedule="linear"), "schedule"),
+    (dict(frame="polar"), "frame"), (dict(extent=31.0), "extent"),
+    (dict(frame="affine", extent=None), "extent"), (dict(stroke_sigma=0.0), "stroke_sigma"),
+    (dict(channels=(8, 8, 8, 8, 8, 8)), "channels"), (dict(hidden=0), "hidden"),
+    (dict(n_train=9, drawing=drawing_config(max_winding=5)), "n_train"),
+])
+def test_config_refuses_bad_settings_naming_the_field(kwargs, field):
+    value = next(v for k, v in kwargs.items() if k == field)
+    with pytest.raises(ValueError,
+                       match=re.escape(f"Config.{field} = {value!r} is outside the valid range")):
+        Config(**kwargs)
+
+
+def test_config_defaults_and_drawings():
+    c = Config()
+    assert (c.n_train, c.n_test, c.n_val, c.latent, c.rotations, c.pose_dims, c.steps) == (
+        2000, 1000, 500, 8, 16, 3, 1000)
+    assert c.drawing == drawing_config() and drawing_config(max_winding=4).n_points == 336
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.steps = 3
+    assert Config(channels=[8, 8]).channels == (8, 8)
+
+
+def test_run_refuses_bad_input_before_training(tmp_path):
+    with pytest.raises(TypeError, match="Config"):
+        run({"steps": 3})
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        run(Config(), tmp_path / "file")
+
+
+def _fake_summary():
+    scores = {name: dict.fromkeys(METRICS, 0.5) for name in SCORED}
+    return {"scores": scores, "validation_scores_codes": dict.fromkeys(METRICS, 0.5),
+            "single_statistic_probe_accuracy": {"ink": 0.3}, "chance_accuracy": 0.25}
+
+
+def test_cli_builds_the_study_config(tmp_path, monkeypatch, capsys):
+    """The command only turns its options into a Config and calls the study: its defaults are
+    Config()'s; 0 means None for --extent and --stroke-sigma; bad options exit with 2 before
+    the study runs."""
+    import bayesqcd.studies.topology as study
+    from bayesqcd.cli import main
+
+    calls = []
+    monkeypatch.setattr(study, "run", lambda config, out, progress=True: calls.append(
+        (config, out, progress)) or _fake_summary())
+    assert main(["topology", "--out", str(tmp_path / "a")]) == 0
+    assert calls[-1] == (Config(), str(tmp_path / "a"), True)
+    assert "codes" in capsys.readouterr().out
+    assert main(["topology", "--out", "b", "--seed", "3", "--extent", "0", "--stroke-sigma", "0",
+                 "--frame", "box", "--max-winding", "4", "--size", "64", "--no-progress",
+                 "--n-train", "40", "--latent", "3", "--schedule", "constant"]) == 0
+    config, _, progress = calls[-1]
+    assert not progress and config == Config(
+        seed=3, extent=None, stroke_sigma=None, frame="box", drawing=drawing_config(64, 4),
+        n_train=40, latent=3, schedule="constant")
+    n = len(calls)
+    for bad in (["--steps", "-1"], ["--extent", "-1"], ["--max-winding", "0"], ["--frame", "affine",
+                                                                               "--extent", "0"]):
+        assert main(["topology", "--out", str(tmp_path / "bad"), *bad]) == 2
+    assert len(calls) == n and not (tmp_path / "bad").exists()
 
 
 def test_cli_frames_are_the_library_frames():
@@ -363,17 +441,6 @@ def test_normalise_images_fixes_position_and_size(tiny):
     assert float(jnp.abs(normalise_images(jnp.zeros((1, 32, 32)))).max()) == 0.0
     with pytest.raises(ValueError, match="extent"):
         normalise_images(tiny, 31.0)
-
-
-def test_whiten_decorrelates_the_training_features():
-    from bayesqcd.studies.topology.experiment import whiten
-
-    key = jax.random.PRNGKey(3)
-    x = jax.random.normal(key, (500, 3)) @ jnp.array([[2.0, 1.0, 0.0], [0.0, 1.0, 0.5], [0.0, 0.0, 0.1]])
-    a, b = whiten(x, x[:10] + 1.0)
-    np.testing.assert_allclose(np.cov(np.asarray(a).T, bias=True), np.eye(3), atol=1e-6)
-    np.testing.assert_allclose(np.asarray(a).mean(0), 0.0, atol=1e-6)
-    assert b.shape == (10, 3)
 
 
 def _moments(images):

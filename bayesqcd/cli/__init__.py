@@ -7,7 +7,7 @@ code). ``func`` turns the arguments into a study's config and calls the study
 ``bayesqcd --help`` is fast. Options shared by every subcommand (``--out``, ``--seed``,
 ``--no-progress``) are added by :mod:`bayesqcd.cli.common`.
 
-Errors in the user's input (``ValueError``, ``FileNotFoundError``) print one line and exit
+Errors in the user's input or files (``ValueError``, ``OSError``) print one line and exit
 with 2; ``--debug`` (or ``BAYESQCD_DEBUG=1``) shows the full traceback of any error instead.
 """
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # bad input, unreadable or unwritable files
         print(f"bayesqcd {args.command}: error: {err}\n(run with --debug for the traceback)",
               file=sys.stderr)
         return 2

@@ -10,9 +10,20 @@ T = TypeVar("T")
 
 
 def add_out(p: argparse.ArgumentParser, required: bool = True) -> None:
-    """``--out DIR``: the results folder, written atomically when the run succeeds."""
+    """``--out DIR`` (the results folder, written atomically when the run succeeds) and
+    ``--overwrite`` (replace the results of an earlier run there)."""
     p.add_argument("--out", required=required, metavar="DIR",
-                   help="results folder (written atomically when the run succeeds)")
+                   help="results folder: a new or empty folder, written atomically when the run succeeds "
+                        "(a folder bayesqcd did not write is never replaced)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier bayesqcd run at --out")
+
+
+def results_dir(args: argparse.Namespace, inputs: tuple[str, ...] = ()) -> Any:
+    """``--out`` checked now, before any work (:class:`bayesqcd.report.ResultsDir`)."""
+    from bayesqcd.report import ResultsDir
+
+    return ResultsDir(args.out, overwrite=args.overwrite, inputs=inputs)
 
 
 def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bayesqcd.cli.common import add_out, require_at_least
+from bayesqcd.cli.common import add_out, require_at_least, results_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from bayesqcd.studies.neutron_star.compare import write_comparison
 
     enable_x64()
-    summary = write_comparison(args.out, args.first, args.second, n_segments=args.segments,
+    out = results_dir(args, inputs=(args.first, args.second))
+    summary = write_comparison(out, args.first, args.second, n_segments=args.segments,
                                threshold=args.threshold, observations=load_observations())
     print(f"comparison -> {args.out}")
     for name in ("p_of_eps", "cs2_of_n", "R_of_M"):

@@ -1,8 +1,15 @@
-"""``bayesqcd diffusion``: one case of the path-integral reproduction (Table 1, W2 vs h)."""
+"""``bayesqcd diffusion``: one case of the path-integral reproduction (Table 1, W2 vs h).
+
+Thin layer over :mod:`bayesqcd.studies.diffusion_path_integral`: the flags become a
+:class:`~bayesqcd.studies.diffusion_path_integral.Config` (``--h-max``/``--n-h`` its ``h_grid``),
+and :func:`~bayesqcd.studies.diffusion_path_integral.run` does the work (float64 likelihood).
+"""
 
 from __future__ import annotations
 
 import argparse
+
+from bayesqcd.cli.common import add_common, parse_list, results_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "coefficient at tol 1e-3 and 1e-5, W2 against h, finite-h KDE check) and figures.")
     p.add_argument("--data", required=True, choices=["swiss-roll", "25gauss"])
     p.add_argument("--sde", required=True, choices=["simple", "cosine"])
-    p.add_argument("--out", required=True, help="results folder (written atomically)")
+    add_common(p)
     p.add_argument("--steps", type=int, default=20000,
                    help="training steps (batch 512); the paper's 16000 epochs are ~96000")
     p.add_argument("--n-eval", type=int, default=256, help="held-out points for the NLL")
@@ -25,41 +32,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tols", default="1e-3,1e-5",
                    help="comma-separated solver tolerances of the WKB coefficient (paper: 1e-3,1e-5)")
     p.add_argument("--sampler-steps", type=int, default=500, help="Heun steps of the sampler")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", default=None, help="training checkpoint file (resumable)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the case and write the results folder (enables float64 for the likelihood)."""
-    import jax
-    import numpy as np
-
-    jax.config.update("jax_enable_x64", True)
-
-    from bayesqcd.studies.diffusion_path_integral.experiment import CaseConfig, plot_case, run_case
-    from bayesqcd.report import atomic_results_dir, versions, write_json
-
-    try:
-        tols = tuple(float(t) for t in args.tols.split(","))
-    except ValueError:
-        raise ValueError(f"--tols must be comma-separated numbers, got {args.tols!r}") from None
-    if not tols or min(tols) <= 0:
+    """Build the study's config from the flags, run the case, print the headline."""
+    tols = tuple(parse_list(args.tols, "tols", float))
+    if min(tols) <= 0:
         raise ValueError(f"--tols must be > 0, got {args.tols!r}")
     if args.n_h < 2:
         raise ValueError(f"--n-h must be >= 2, got {args.n_h}")
     if not args.h_max > 0:
         raise ValueError(f"--h-max must be > 0, got {args.h_max}")
-    cfg = CaseConfig(data=args.data, sde=args.sde, n_steps=args.steps, n_eval=args.n_eval,
+    import numpy as np
+
+    from bayesqcd.studies import diffusion_path_integral as dpi
+
+    cfg = dpi.Config(data=args.data, sde=args.sde, n_steps=args.steps, n_eval=args.n_eval,
                      n_samples=args.n_samples, sampler_steps=args.sampler_steps, seed=args.seed,
                      h_grid=tuple(float(h) for h in np.linspace(0.0, args.h_max, args.n_h)),
                      checkpoint=args.checkpoint, tols=tols)
-    summary, arrays = run_case(cfg, progress=not args.no_progress)
-    with atomic_results_dir(args.out) as tmp:
-        summary["figures"] = plot_case(summary, arrays, tmp)
-        summary["versions"] = versions()
-        write_json(tmp / "summary.json", summary)
+    out = results_dir(args, inputs=(args.checkpoint,) if args.checkpoint else ())
+    summary = dpi.run(cfg, out, progress=not args.no_progress)
     n, c = summary["nll_h0"], summary["first_order_coefficient"]
     print(f"NLL(h=0) = {n['value']:.3f} +- {n['error']:.3f}; coefficient: "
           + ", ".join(f"{k}: {v['value']:.3f} +- {v['error']:.3f}" for k, v in c.items()))

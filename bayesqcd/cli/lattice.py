@@ -1,8 +1,14 @@
-"""``bayesqcd lattice``: sample 2-D phi^4 theory with HMC, a flow or a diffusion model."""
+"""``bayesqcd lattice``: sample 2-D phi^4 theory with HMC, a flow or a diffusion model.
+
+Thin layer over :mod:`bayesqcd.studies.lattice`: the flags become a
+:class:`~bayesqcd.studies.lattice.Config`, and :func:`~bayesqcd.studies.lattice.run` does the work.
+"""
 
 from __future__ import annotations
 
 import argparse
+
+from bayesqcd.cli.common import add_common, results_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,8 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="hopping parameter (with --lam-h, instead of --m2/--lam)")
     p.add_argument("--lam-h", type=float, default=None, help="quartic coupling of the hopping form")
     p.add_argument("--method", required=True, choices=["hmc", "flow", "diffusion"])
-    p.add_argument("--out", required=True, help="results folder (written atomically)")
-    p.add_argument("--seed", type=int, default=0)
+    add_common(p)
     p.add_argument("--hmc-chains", type=int, default=16)
     p.add_argument("--hmc-samples", type=int, default=2000, help="kept HMC draws per chain")
     p.add_argument("--flow-layers", type=int, default=16)
@@ -37,43 +42,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--proposal-batch", type=int, default=1024)
     p.add_argument("--checkpoint", default=None, help="training checkpoint file (resumable)")
     p.add_argument("--x64", action="store_true", help="float64 throughout (default float32)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Sample, then write the results folder atomically."""
-    import jax
-
-    if args.x64:
-        jax.config.update("jax_enable_x64", True)
-    import numpy as np
-
-    from bayesqcd.lattice.action import hopping_to_mass
-    from bayesqcd.studies.lattice.experiment import RunConfig, plot_run, run_method
-    from bayesqcd.report import atomic_results_dir, versions, write_json
-
+def _couplings(args: argparse.Namespace) -> tuple[float, float]:
+    """``(m2, lam)`` from either ``--m2/--lam`` or ``--kappa/--lam-h``."""
     if (args.kappa is None) != (args.lam_h is None):
         raise ValueError("give both --kappa and --lam-h, or neither")
     if args.kappa is not None:
         if args.m2 is not None or args.lam is not None:
             raise ValueError("give either --m2/--lam or --kappa/--lam-h, not both")
-        m2, lam = hopping_to_mass(args.kappa, args.lam_h)
-    else:
-        m2 = -4.0 if args.m2 is None else args.m2
-        lam = 8.0 if args.lam is None else args.lam
-    cfg = RunConfig(L=args.L, m2=m2, lam=lam, method=args.method, seed=args.seed,
-                    hmc_chains=args.hmc_chains, hmc_samples=args.hmc_samples,
-                    flow_layers=args.flow_layers, flow_steps=args.flow_steps,
-                    score_steps=args.score_steps, ode_tol=args.ode_tol, h=args.h,
-                    n_proposals=args.n_proposals, proposal_batch=args.proposal_batch,
-                    checkpoint=args.checkpoint)
-    summary, idata = run_method(cfg, progress=not args.no_progress)
-    with atomic_results_dir(args.out) as tmp:
-        np.savez_compressed(tmp / "configs.npz", phi=idata.posterior["phi"].values)
-        summary["figures"] = plot_run(summary, idata, tmp)
-        summary["versions"] = versions()
-        write_json(tmp / "summary.json", summary)
+        from bayesqcd.lattice.action import hopping_to_mass
+
+        return hopping_to_mass(args.kappa, args.lam_h)
+    return (-4.0 if args.m2 is None else args.m2), (8.0 if args.lam is None else args.lam)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the study's config from the flags, run it, print the headline."""
+    m2, lam = _couplings(args)
+    from bayesqcd.studies import lattice
+
+    cfg = lattice.Config(L=args.L, m2=m2, lam=lam, method=args.method, seed=args.seed,
+                         hmc_chains=args.hmc_chains, hmc_samples=args.hmc_samples,
+                         flow_layers=args.flow_layers, flow_steps=args.flow_steps,
+                         score_steps=args.score_steps, ode_tol=args.ode_tol, h=args.h,
+                         n_proposals=args.n_proposals, proposal_batch=args.proposal_batch,
+                         checkpoint=args.checkpoint, x64=args.x64)
+    out = results_dir(args, inputs=(args.checkpoint,) if args.checkpoint else ())
+    summary = lattice.run(cfg, out, progress=not args.no_progress)
     o = summary["observables"]
     print(f"{args.method}: <|M|> = {o['abs_M']['value']:.4f} +- {o['abs_M']['error']:.4f}, "
           f"chi = {o['chi']['value']:.4f} +- {o['chi']['error']:.4f}, "

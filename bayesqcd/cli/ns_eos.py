@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from bayesqcd.cli.common import add_common, require_at_least, settings_of
+from bayesqcd.cli.common import add_common, require_at_least, results_dir, settings_of
 
 ENGINES = ("nuts", "svi")
 EOS_CHOICES = ("cs2", "polytrope", "nn")
@@ -51,7 +51,10 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
                      "kind,name,quantity,median,lower,upper,cl,use,source")
     src.add_argument("--mock", metavar="EOS", help="mock observations from a named EoS (SLy, APR4, MPA1, H4, WFF1)")
     p.add_argument("--mr-samples", action="append", default=[], metavar="NAME=FILE",
-                   help="posterior (M, R) samples of source NAME (replaces its summary; repeatable)")
+                   help="posterior (M, R) samples of source NAME of the data (replaces its summary; "
+                   "repeatable)")
+    p.add_argument("--add-mr-samples", action="append", default=[], metavar="NAME=FILE",
+                   help="posterior (M, R) samples of a new source NAME (repeatable)")
     p.add_argument("--alternatives", action="store_true", help="also use the alternative analyses (use=0 rows)")
     p.add_argument("--n-obs", type=int, default=6, help="mock mass-radius sources (default 6)")
 
@@ -60,15 +63,20 @@ def data_spec(args: argparse.Namespace):
     """The :class:`~bayesqcd.studies.neutron_star.DataSpec` of the data options."""
     from bayesqcd.studies.neutron_star import DataSpec
 
-    pairs = []
-    for spec in args.mr_samples:
-        name, sep, path = spec.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"--mr-samples {spec!r}: expected NAME=FILE")
-        pairs.append((name, path))
+    def pairs(option: str, specs: list[str]) -> tuple[tuple[str, str], ...]:
+        out = []
+        for spec in specs:
+            name, sep, path = spec.partition("=")
+            if not sep or not name.strip() or not path:
+                raise ValueError(f"{option} {spec!r}: expected NAME=FILE")
+            out.append((name.strip(), path))
+        return tuple(out)
+
     if args.n_obs < 1:
         raise ValueError(f"--n-obs = {args.n_obs} is outside the valid range [1, inf)")
-    return DataSpec(source=args.data, mock=args.mock, n_obs=args.n_obs, mr_samples=tuple(pairs),
+    return DataSpec(source=args.data, mock=args.mock, n_obs=args.n_obs,
+                    mr_samples=pairs("--mr-samples", args.mr_samples),
+                    add_mr_samples=pairs("--add-mr-samples", args.add_mr_samples),
                     alternatives=args.alternatives)
 
 
@@ -88,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``bayesqcd ns-eos``."""
     require_at_least(args, 1, "chains", "samples", "svi_steps", "segments")
     require_at_least(args, 0, "warmup")
+    out = results_dir(args)
     if args.method == "nuts":
         host_devices(args.chains)
     from bayesqcd.studies import neutron_star as ns
@@ -95,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     config = ns.Config(data=data_spec(args), seed=args.seed, eos=args.eos, segments=args.segments,
                        method=args.method, guide=args.guide, chains=args.chains, warmup=args.warmup,
                        samples=args.samples, target_accept=args.target_accept, svi_steps=args.svi_steps)
-    result = ns.run(config, args.out, progress=not args.no_progress, settings=settings_of(args))
+    result = ns.run(config, out, progress=not args.no_progress, settings=settings_of(args))
     print(f"posterior ({args.method}, {args.eos} EoS, {result['total_wall_time_s']:.0f} s) -> {args.out}")
     for name, h in result["headline"].items():
         lo, hi = h["ci68"]

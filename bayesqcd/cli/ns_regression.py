@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from bayesqcd.cli.common import add_common, require_at_least, settings_of
+from bayesqcd.cli.common import add_common, require_at_least, results_dir, settings_of
 from bayesqcd.cli.ns_eos import add_data_arguments, data_spec
 
 
@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         data=data_spec(args), seed=args.seed, segments=args.segments, n_train=args.n_train, n_val=args.n_val,
         copies=args.copies, members=args.members, width=args.width, depth=args.depth, steps=args.steps,
         input_draws=args.input_draws, checkpoint_dir=args.checkpoint_dir)
-    result = ns_regression.run(config, args.out, progress=not args.no_progress, settings=settings_of(args))
+    result = ns_regression.run(config, results_dir(args), progress=not args.no_progress,
+                               settings=settings_of(args))
     study = result["study"]
     print(f"neural regression ({result['total_wall_time_s']:.0f} s) -> {args.out}")
     gen = study.generation["train"]

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from bayesqcd.data.distributions import SplitNormal, two_piece_from_quantiles, two_piece_icdf
-from bayesqcd.data.samples import MRSamples
+from bayesqcd.data.samples import M_RANGE, R_RANGE, MRSamples
 
 COLUMNS = ("kind", "name", "quantity", "median", "lower", "upper", "cl", "use", "source")
 QUANTITIES = {"mr": ("M", "R"), "radio": ("M",), "tidal": ("Lambda_1.4", "Lambda_tilde")}
@@ -125,19 +125,34 @@ class ObservationSet:
     radio: tuple[RadioMass, ...] = ()
     tidal: tuple[TidalConstraint, ...] = ()
 
-    def with_samples(self, *samples: MRSamples) -> "ObservationSet":
-        """A copy where each sample source replaces the M-R source of the same name (in place),
-        or is appended if no source has that name."""
+    def with_samples(self, *samples: MRSamples, new: tuple[MRSamples, ...] = ()) -> "ObservationSet":
+        """A copy where each of ``samples`` replaces the M-R source of the same name (in place;
+        names compared ignoring case and spaces), and each of ``new`` is added as a new source.
+
+        Raises ``ValueError`` for a name of ``samples`` that matches no source (listing the
+        known ones), a name of ``new`` that matches one, or a name given twice.
+        """
         mr = list(self.mr)
-        for s in samples:
+        known = [source_key(o.name) for o in mr]
+        given: set[str] = set()
+        for s in (*samples, *new):
             if not isinstance(s, MRSamples):
                 raise ValueError(f"with_samples takes MRSamples (from load_mr_samples), got "
                                  f"{type(s).__name__}")
-            idx = [i for i, o in enumerate(mr) if o.name == s.name]
-            if idx:
-                mr[idx[0]] = s
-            else:
-                mr.append(s)
+            if source_key(s.name) in given:
+                raise ValueError(f"posterior samples for {s.name!r} are given twice")
+            given.add(source_key(s.name))
+        for s in samples:
+            if source_key(s.name) not in known:
+                raise ValueError(f"--mr-samples {s.name!r} matches no mass-radius source of the data; "
+                                 f"known: {[o.name for o in mr]} (to add a new source, use "
+                                 "--add-mr-samples NAME=FILE)")
+            mr[known.index(source_key(s.name))] = s
+        for s in new:
+            if source_key(s.name) in known:
+                raise ValueError(f"--add-mr-samples {s.name!r} is already a source of the data; use "
+                                 "--mr-samples to replace its summary")
+            mr.append(s)
         return ObservationSet(tuple(mr), self.radio, self.tidal)
 
     def table(self) -> list[dict[str, Any]]:
@@ -180,6 +195,11 @@ def _entry(kind, name, quantity, tp: TwoPiece, row, source) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- table reading
 
+def source_key(name: str) -> str:
+    """A source name compared ignoring case and runs of spaces (``psr j0030+0451`` = ``PSR J0030+0451``)."""
+    return " ".join(name.split()).casefold()
+
+
 def default_table_path() -> Path:
     """Path of the shipped ``observations.csv``."""
     return Path(str(resources.files("bayesqcd.data").joinpath("observations.csv")))
@@ -189,9 +209,12 @@ def read_measurements(path=None) -> list[tuple[int, Measurement]]:
     """Parse and validate a table; returns ``(line number, Measurement)`` for every data row."""
     path = default_table_path() if path is None else Path(path)
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a spreadsheet's BOM
     except OSError as e:
         raise ValueError(f"{path}: cannot read the observation table ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a UTF-8 text table (byte {e.start} is {e.object[e.start:e.start + 1]!r});"
+                         f" expected comma-separated lines with the columns {list(COLUMNS)}") from None
 
     def fail(lineno: int, col: str, msg: str):
         raise ValueError(f"{path}: line {lineno}, column {col!r}: {msg}")
@@ -205,6 +228,10 @@ def read_measurements(path=None) -> list[tuple[int, Measurement]]:
         fields = [f.strip() for f in next(csv.reader([raw], skipinitialspace=True))]
         if header is None:
             header, hline = fields, lineno
+            if len(fields) == 1 and any(sep in raw for sep in (";", "\t")):
+                sep = "semicolons" if ";" in raw else "tabs"
+                fail(lineno, fields[0][:20], f"the header is separated by {sep}; the table must be "
+                                             f"comma-separated with the columns {list(COLUMNS)}")
             for c in COLUMNS:
                 if c not in header:
                     fail(lineno, c, f"missing column; the header must name exactly {list(COLUMNS)}")
@@ -240,10 +267,14 @@ def read_measurements(path=None) -> list[tuple[int, Measurement]]:
             fail(lineno, "use", f"must be 0 or 1, got {v['use']!r}")
         if not 0.0 < num["cl"] < 1.0:
             fail(lineno, "cl", f"credible level {num['cl']!r} outside (0, 1)")
-        if v["kind"] in ("mr", "radio") and num["lower"] <= 0:
-            unit = "M_sun" if v["quantity"] == "M" else "km"
-            fail(lineno, "lower", f"non-physical {v['quantity']} = {num['lower']!r} {unit} "
-                                  f"(masses and radii must be > 0)")
+        if v["kind"] in ("mr", "radio"):
+            lo_ok, (a, b), unit = ((lambda x: x > M_RANGE[0]), M_RANGE, "M_sun") if v["quantity"] == "M" \
+                else ((lambda x: x >= R_RANGE[0]), R_RANGE, "km")
+            for c in ("lower", "median", "upper"):
+                if not (lo_ok(num[c]) and num[c] <= b):
+                    valid = f"({a:g}, {b:g}]" if v["quantity"] == "M" else f"[{a:g}, {b:g}]"
+                    fail(lineno, c, f"non-physical {v['quantity']} = {num[c]!r} {unit} of {v['name']!r} "
+                                    f"(valid range {valid} {unit}; masses in M_sun, radii in km)")
         if v["kind"] == "tidal" and num["median"] <= 0:
             fail(lineno, "median", f"tidal deformability {num['median']!r} must be > 0")
         if not num["lower"] < num["median"]:
@@ -266,20 +297,25 @@ def read_measurements(path=None) -> list[tuple[int, Measurement]]:
         raise ValueError(f"{path}: line {hline}: the table has a header but no data rows")
 
     seen: dict[tuple[str, str, str], int] = {}
+    spelled: dict[str, str] = {}
     for lineno, m in rows:
-        key = (m.kind, m.name, m.quantity)
+        key = (m.kind, source_key(m.name), m.quantity)
         if key in seen:
             fail(lineno, "name", f"duplicate {m.kind} row {m.name!r} {m.quantity} (first on line "
-                                 f"{seen[key]})")
+                                 f"{seen[key]}; names are compared ignoring case and spaces)")
+        if spelled.setdefault(source_key(m.name), m.name) != m.name:
+            fail(lineno, "name", f"{m.name!r} is spelled {spelled[source_key(m.name)]!r} elsewhere in "
+                                 "the table; use one spelling per source")
         seen[key] = lineno
+    by_line = dict(rows)  # linear in the number of rows
     for lineno, m in rows:
         if m.kind == "mr":
             other = "R" if m.quantity == "M" else "M"
-            if ("mr", m.name, other) not in seen:
+            if ("mr", source_key(m.name), other) not in seen:
                 fail(lineno, "quantity", f"mr source {m.name!r} has an {m.quantity} row but no "
                                          f"{other} row")
-            mate = seen[("mr", m.name, other)]
-            mrow = next(r for ln, r in rows if ln == mate)
+            mate = seen[("mr", source_key(m.name), other)]
+            mrow = by_line[mate]
             if (mrow.use, mrow.source) != (m.use, m.source):
                 fail(lineno, "use" if mrow.use != m.use else "source",
                      f"the M and R rows of mr source {m.name!r} disagree (line {mate})")

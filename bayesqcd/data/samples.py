@@ -23,8 +23,10 @@ MIN_SAMPLES = 50
 """Fewest (M, R) samples accepted for a kernel density estimate."""
 _MASS_NAMES = {"m", "mass", "m_msun", "mass_msun"}
 _RADIUS_NAMES = {"r", "radius", "r_km", "radius_km"}
-_M_RANGE = (0.0, 5.0)    # M_sun, exclusive lower bound
-_R_RANGE = (3.0, 50.0)   # km
+M_RANGE = (0.0, 5.0)
+"""Physical neutron-star masses [M_sun]: (0, 5] (the lower bound exclusive)."""
+R_RANGE = (3.0, 50.0)
+"""Physical neutron-star radii [km]: [3, 50] (a radius in metres or cm falls outside)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,11 +195,11 @@ def load_mr_samples(path, name: str | None = None, max_samples: int = 4000,
                 raise ValueError(f"{where}, column {col!r}: non-finite value {tokens[j]!r}")
             vals.append(v)
         m, r = vals
-        if not _M_RANGE[0] < m <= _M_RANGE[1]:
+        if not M_RANGE[0] < m <= M_RANGE[1]:
             raise ValueError(
                 f"{where}, column {columns[i_m]!r}: mass {m!r} M_sun is non-physical (valid range "
                 f"(0, 5]); masses are in M_sun, and a headerless file must list M before R")
-        if not _R_RANGE[0] <= r <= _R_RANGE[1]:
+        if not R_RANGE[0] <= r <= R_RANGE[1]:
             raise ValueError(
                 f"{where}, column {columns[i_r]!r}: radius {r!r} km is non-physical (valid range "
                 f"[3, 50] km); radii are in km, and a headerless file must list M before R")

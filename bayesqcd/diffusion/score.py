@@ -40,8 +40,11 @@ def dsm_loss(model: Any, sde: LinearSDE, x0: Float[Array, "B ..."], key: PRNGKey
 def train_score(model: Any, sde: LinearSDE, data: Float[Array, "N ..."], key: PRNGKeyArray, *,
                 n_steps: int, batch_size: int = 512, learning_rate: float = 1e-3,
                 t_lo: float = 0.01, eval_every: int = 500, checkpoint: str | None = None,
-                progress: bool = True) -> TrainResult:
+                progress: bool = True, settings: dict[str, Any] | None = None) -> TrainResult:
     """Train ``model`` by Adam on :func:`dsm_loss` with :func:`bayesqcd.nn.train`.
+
+    The checkpoint records ``batch_size``, ``learning_rate``, ``t_lo`` and the caller's
+    ``settings`` (what the data and the model are); resuming under others is refused.
 
     ``history["val_loss"]`` holds the loss on a fixed draw of 4096 ``(x_0, t, z)`` triples,
     so successive evaluations are comparable.
@@ -66,4 +69,5 @@ def train_score(model: Any, sde: LinearSDE, data: Float[Array, "N ..."], key: PR
         checkpoint=checkpoint,
         progress=progress,
         desc="score matching",
+        settings={"batch_size": batch_size, "learning_rate": learning_rate, "t_lo": t_lo, **(settings or {})},
     )

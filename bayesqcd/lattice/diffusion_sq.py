@@ -26,6 +26,8 @@ The divergence of the drift is the exact Jacobian trace (``L^2`` forward-mode ta
 
 from __future__ import annotations
 
+from typing import Any
+
 import diffrax
 import equinox as eqx
 import jax
@@ -74,9 +76,11 @@ def symmetry_augment(key: PRNGKeyArray, phi: Float[Array, "B L L"]) -> Float[Arr
 def train_field_score(score: FieldScore, sde: LinearSDE, configs: Float[Array, "N L L"],
                       key: PRNGKeyArray, *, n_steps: int, batch_size: int = 128,
                       learning_rate: float = 1e-3, t_lo: float = 1e-3, eval_every: int = 200,
-                      checkpoint: str | None = None, progress: bool = True) -> TrainResult:
+                      checkpoint: str | None = None, progress: bool = True,
+                      settings: dict[str, Any] | None = None) -> TrainResult:
     """Adam on :func:`bayesqcd.diffusion.score.dsm_loss` over symmetry-augmented batches of
-    the configurations (``t`` uniform in ``[t_lo, T]``)."""
+    the configurations (``t`` uniform in ``[t_lo, T]``). The checkpoint records the
+    hyperparameters and the caller's ``settings``; resuming under others is refused."""
     dtype = jax.tree_util.tree_leaves(eqx.filter(score, eqx.is_inexact_array))[0].dtype
     configs = jnp.asarray(configs, dtype)
     if configs.ndim != 3 or configs.shape[1] != configs.shape[2] or configs.shape[0] < 2:
@@ -97,7 +101,9 @@ def train_field_score(score: FieldScore, sde: LinearSDE, configs: Float[Array, "
     return train(score, lambda m, b, k: dsm_loss(m, sde, b, k, t_lo), batch_fn,
                  optax.adam(learning_rate), n_steps, k_train,
                  val_loss=lambda m: dsm_loss(m, sde, val, k_val, t_lo), eval_every=eval_every,
-                 checkpoint=checkpoint, progress=progress, desc="score matching")
+                 checkpoint=checkpoint, progress=progress, desc="score matching",
+                 settings={"batch_size": batch_size, "learning_rate": learning_rate, "t_lo": t_lo,
+                           **(settings or {})})
 
 
 def _prior_log_prob(x: Array) -> Array:

@@ -8,6 +8,6 @@ Layer: core (pure JAX/Equinox; never imports models, inference, studies or cli).
 * :mod:`.score_nets`: score networks of the diffusion models.
 """
 
-from bayesqcd.nn.training import TrainResult, minibatch, train
+from bayesqcd.nn.training import TrainingDiverged, TrainResult, minibatch, train
 
-__all__ = ["TrainResult", "minibatch", "train"]
+__all__ = ["TrainResult", "TrainingDiverged", "minibatch", "train"]

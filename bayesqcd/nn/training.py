@@ -31,6 +31,10 @@ BatchFn = Callable[[PRNGKeyArray], Any]
 """``batch_fn(key) -> batch``: pure JAX (it is traced inside the compiled loop)."""
 
 
+class TrainingDiverged(ValueError):
+    """The training loss became NaN or infinite (usually: the learning rate is too large)."""
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` returns.
@@ -40,12 +44,14 @@ class TrainResult:
         history: ``{"step": [...], "train_loss": [...], "val_loss": [...]}`` at every evaluation.
         steps: the number of optimisation steps taken in total (resumed ones included).
         stopped_early: whether the patience criterion ended training.
+        resumed_step: the step a checkpoint was resumed from (0: trained from scratch).
     """
 
     model: Any
     history: dict[str, list[float]] = field(default_factory=dict)
     steps: int = 0
     stopped_early: bool = False
+    resumed_step: int = 0
 
 
 def minibatch(data: PyTree, batch_size: int) -> BatchFn:
@@ -84,6 +90,7 @@ def train(
     progress: bool = True,
     desc: str = "training",
     steps_per_call: int | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Minimise ``loss_fn`` over ``n_steps`` optimiser steps.
 
@@ -107,9 +114,17 @@ def train(
             convolutional networks on CPU, where XLA runs a convolution inside a loop body
             1.7-4.5x slower than in a call of its own, measured here). The same keys and
             batches either way.
+        settings: JSON-ready description of what is trained (data, model, optimiser). Stored
+            in the checkpoint; resuming a checkpoint made with other settings raises
+            ``ValueError`` before any step, instead of silently reusing another model.
 
     Returns:
         A :class:`TrainResult`.
+
+    Raises:
+        TrainingDiverged: when the mean training loss of an evaluation window is not finite
+            (nothing of that window is checkpointed).
+        ValueError: for a checkpoint of other ``settings`` or one that cannot be read.
     """
     if n_steps < 0:
         raise ValueError(f"n_steps must be >= 0, got {n_steps}")
@@ -124,12 +139,22 @@ def train(
     opt_state = optimizer.init(params)
     history: dict[str, list[float]] = {"step": [], "train_loss": [], "val_loss": []}
     step, best, best_params, bad_evals = 0, float("inf"), params, 0
+    resumed_step = 0
 
+    mine = None if settings is None else json.loads(json.dumps(settings, default=str))
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.exists():
-        params, opt_state = eqx.tree_deserialise_leaves(ckpt, (params, opt_state))
-        meta = json.loads(ckpt.with_name(ckpt.name + ".json").read_text())
+        try:
+            meta = json.loads(ckpt.with_name(ckpt.name + ".json").read_text())
+            params, opt_state = eqx.tree_deserialise_leaves(ckpt, (params, opt_state))
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+            raise ValueError(f"checkpoint {ckpt} cannot be read ({type(err).__name__}: {err}); it is truncated "
+                             "or from another model: delete it or pass another checkpoint path") from None
+        if mine is not None and meta.get("settings") not in (None, mine):
+            raise ValueError(f"checkpoint {ckpt} was made with other settings ({meta['settings']}, now "
+                             f"{mine}); pass another checkpoint path or delete it to retrain")
         step, history, bad_evals = meta["step"], meta["history"], meta["bad_evals"]
+        resumed_step = step
         best = meta["best"] if meta["best"] is not None else float("inf")
         best_params = params
         best_file = ckpt.with_name(ckpt.name + ".best")
@@ -168,6 +193,11 @@ def train(
                                                      jnp.zeros(n))
             loss_sum, done = loss_sum + chunk_sum, done + n
         train_l = loss_sum / length
+        if not bool(jnp.isfinite(train_l)):
+            bar.close()
+            raise TrainingDiverged(f"{desc}: the training loss became {float(train_l)} between steps {step} "
+                                   f"and {step + length}; lower the learning rate (nothing of these steps "
+                                   "was checkpointed)")
         step += length
         history["step"].append(step)
         history["train_loss"].append(float(train_l))
@@ -187,9 +217,9 @@ def train(
         bar.update(length)
         if ckpt is not None:
             meta = {"step": step, "history": history, "bad_evals": bad_evals,
-                    "best": best if best < float("inf") else None}
+                    "best": best if best < float("inf") else None, "settings": mine}
             _save(ckpt, params, opt_state, meta)
     bar.close()
     final = best_params if patience is not None else params
     return TrainResult(model=eqx.combine(final, static), history=history, steps=step,
-                       stopped_early=stopped)
+                       stopped_early=stopped, resumed_step=resumed_step)

@@ -1,6 +1,6 @@
-"""The reproduction of Hirono, Tanaka, Fukushima (ICML 2024), Table 1 and W2 against h.
+"""One case of the path-integral reproduction (Hirono, Tanaka, Fukushima, ICML 2024).
 
-:func:`run_case` trains the paper's MLP on one 2-D data set with one schedule and measures
+:func:`compute` trains the paper's MLP on one 2-D data set with one schedule and measures
 
 * the NLL at ``h = 0`` (probability-flow ODE, exact divergence) of held-out data points,
 * the first-order WKB coefficient ``d NLL / dh`` at ``h = 0`` at the paper's two solver
@@ -11,17 +11,18 @@
   estimate of the h-process samples (the change ``NLL_kde(h) - NLL_kde(0)``, whose kernel
   bias largely cancels), against the WKB line ``h d NLL/dh``.
 
-Errors are standard errors of the mean over the evaluation points. Training and sampling run
-in float32; the likelihood runs in float64 when x64 is enabled (the CLI and the example
-enable it: tolerance 1e-5 is too close to float32's resolution). :func:`analytic_finite_h`
-does the finite-h comparison for the paper's 1-D analytic model, where NLL(h) is exact.
+:func:`run` adds the results folder (``summary.json`` and the figures of :mod:`.plots`).
+Errors are standard errors of the mean over the evaluation points. Training runs in float32
+(the network is cast to float32); the likelihood runs in float64: both functions switch JAX's
+64-bit mode on for their duration and restore it afterwards (tolerance 1e-5 is too close to
+float32's resolution).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -30,55 +31,17 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from bayesqcd.diffusion.analytic import GaussianMixture, MixtureScore, analytic_model_nll
-from bayesqcd.diffusion.data import DATASETS, make_data
+from bayesqcd.diffusion.data import make_data
 from bayesqcd.diffusion.likelihood import wkb_log_likelihood
 from bayesqcd.diffusion.metrics import wasserstein2
 from bayesqcd.diffusion.sampling import sample_h
 from bayesqcd.diffusion.score import train_score
-from bayesqcd.diffusion.sde import ConstantVP, get_sde
+from bayesqcd.diffusion.sde import get_sde
 from bayesqcd.nn.score_nets import MLPScore
-
-PAPER_TABLE1 = {
-    # (data, sde): (NLL h=0, err, coefficient tol 1e-3, err, coefficient tol 1e-5, err)
-    ("swiss-roll", "simple"): (1.39, 0.05, -0.31, 0.21, -0.44, 0.38),
-    ("swiss-roll", "cosine"): (1.42, 0.02, -1.59, 0.57, -3.27, 1.11),
-    ("25gauss", "simple"): (-1.22, 0.01, -3.64, 0.49, -3.61, 0.64),
-    ("25gauss", "cosine"): (-1.71, 0.02, -17.57, 5.56, -19.65, 17.46),
-}
-PAPER_EPOCHS = 16000
-"""The paper trains 16000 epochs of 3000 points in batches of 512 (about 96000 steps)."""
-
-
-@dataclass
-class CaseConfig:
-    """Settings of one case; the defaults follow the paper except the training length."""
-
-    data: str = "swiss-roll"
-    sde: str = "simple"
-    n_steps: int = 20000
-    batch_size: int = 512
-    learning_rate: float = 1e-3
-    n_data: int = 3000
-    n_eval: int = 256
-    tols: tuple[float, ...] = (1e-3, 1e-5)
-    n_samples: int = 3000
-    h_grid: tuple[float, ...] = (0.0, 0.04, 0.08, 0.12, 0.16, 0.2)
-    sampler_steps: int = 500
-    seed: int = 0
-    checkpoint: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.data not in DATASETS:
-            raise ValueError(f"data must be one of {DATASETS}, got {self.data!r}")
-        get_sde(self.sde)
-        for name in ("n_data", "n_eval", "n_samples", "sampler_steps", "batch_size"):
-            if getattr(self, name) < 2:
-                raise ValueError(f"{name} must be >= 2, got {getattr(self, name)}")
-        if self.n_steps < 0:
-            raise ValueError(f"n_steps must be >= 0, got {self.n_steps}")
-        if any(h < 0 for h in self.h_grid) or 0.0 not in self.h_grid:
-            raise ValueError(f"h_grid must be >= 0 and contain 0, got {self.h_grid}")
+from bayesqcd.precision import x64_scope
+from bayesqcd.report import ResultsDir, atomic_results_dir, results_dir, versions, write_json
+from bayesqcd.studies.diffusion_path_integral.config import PAPER_EPOCHS, PAPER_TABLE1, Config
+from bayesqcd.studies.diffusion_path_integral.plots import plot_samples, plot_w2_finite_h
 
 
 def _mean_se(x: np.ndarray) -> tuple[float, float]:
@@ -124,9 +87,22 @@ def _quantiles(x: np.ndarray) -> dict[str, float]:
     return {"q10": float(q[0]), "median": float(q[1]), "q90": float(q[2])}
 
 
-def run_case(cfg: CaseConfig, progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train and measure one case. Returns ``(summary, arrays)``: the JSON summary and the
-    arrays the figures need (data, samples per h, loss history, per-point results)."""
+def compute(config: Config, *, progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train and measure one case (float64 on for the call), without writing anything.
+
+    Returns:
+        ``(summary, arrays)``: the JSON-ready summary (what :func:`run` returns) and the arrays
+        the figures need (``data``, ``ref``, ``samples`` per h, ``history``, ``points``, and the
+        per-point ``nll`` and ``coef`` at the smallest tolerance).
+    """
+    if not isinstance(config, Config):
+        raise TypeError("config must be a bayesqcd.studies.diffusion_path_integral.Config, "
+                        f"got {type(config)}")
+    with x64_scope(True):
+        return _compute(config, progress)
+
+
+def _compute(cfg: Config, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     sde = get_sde(cfg.sde)
     key = jax.random.key(cfg.seed)
     k_data, k_eval, k_ref, k_model, k_train, k_sample = jax.random.split(key, 6)
@@ -135,10 +111,12 @@ def run_case(cfg: CaseConfig, progress: bool = True) -> tuple[dict[str, Any], di
     net = _cast(MLPScore(dim=2, key=k_model), jnp.float32)
     result = train_score(net, sde, data, k_train, n_steps=cfg.n_steps,
                          batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-                         checkpoint=cfg.checkpoint, progress=progress)
+                         checkpoint=cfg.checkpoint, progress=progress,
+                         settings={"study": "diffusion_path_integral", "data": cfg.data, "sde": cfg.sde,
+                                   "n_data": cfg.n_data, "seed": cfg.seed, "network": "MLPScore(dim=2)"})
     t_train = time.perf_counter() - t0
     model = result.model
-    wide = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    wide = jnp.float64  # the likelihood (compute switched 64-bit mode on)
 
     t0 = time.perf_counter()
     points = make_data(cfg.data, k_eval, cfg.n_eval).astype(wide)
@@ -176,7 +154,8 @@ def run_case(cfg: CaseConfig, progress: bool = True) -> tuple[dict[str, Any], di
     paper = PAPER_TABLE1[(cfg.data, cfg.sde)]
     summary: dict[str, Any] = {
         "case": {"data": cfg.data, "sde": cfg.sde},
-        "settings": {**asdict(cfg), "paper_steps": PAPER_EPOCHS * -(-cfg.n_data // cfg.batch_size),
+        "settings": {**dataclasses.asdict(cfg),
+                     "paper_steps": PAPER_EPOCHS * -(-cfg.n_data // cfg.batch_size),
                      "network": "concat(x,t) -> 3 x [Dense 128 + swish] -> Dense 2",
                      "wkb_method": "adjoint (autodiff-equivalent sweep)",
                      "errors": "standard error of the mean over the evaluation points",
@@ -194,7 +173,8 @@ def run_case(cfg: CaseConfig, progress: bool = True) -> tuple[dict[str, Any], di
         "paper": {"nll_h0": paper[0:2], "coefficient_tol_1e-3": paper[2:4],
                   "coefficient_tol_1e-5": paper[4:6]},
         "training": {"steps": result.steps, "final_val_loss": result.history["val_loss"][-1]
-                     if result.history["val_loss"] else None},
+                     if result.history["val_loss"] else None,
+                     "checkpoint": cfg.checkpoint, "resumed_from_step": result.resumed_step},
         "timing_s": {"training": t_train, "likelihood": t_lik, "sampling_w2": t_w2},
     }
     arrays = {"data": np.asarray(data), "ref": ref, "samples": samples, "history": result.history,
@@ -202,60 +182,28 @@ def run_case(cfg: CaseConfig, progress: bool = True) -> tuple[dict[str, Any], di
     return summary, arrays
 
 
-def plot_case(summary: dict[str, Any], arrays: dict[str, Any], out: Path) -> list[str]:
-    """Figures of one case into ``out``; returns the file names."""
-    import matplotlib
+def run(config: Config, out: str | os.PathLike[str] | ResultsDir | None = None, *,
+        progress: bool = True) -> dict[str, Any]:
+    """Run one case (:func:`compute`) and, when ``out`` is given, write the results folder
+    atomically: ``summary.json`` (the returned summary, with ``figures`` and ``versions``),
+    ``samples.png`` and ``w2_finite_h_training.png``. ``out`` is checked first
+    (:func:`bayesqcd.report.results_dir`: a new or empty folder, or a
+    :class:`~bayesqcd.report.ResultsDir` made with ``overwrite``), before any work.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    title = f"{summary['case']['data']} / {summary['case']['sde'].upper()}"
-    hs = sorted(arrays["samples"])
-    show = [hs[0], hs[len(hs) // 2], hs[-1]]
-    fig, ax = plt.subplots(1, 4, figsize=(16, 4), sharex=True, sharey=True)
-    ax[0].scatter(*arrays["ref"].T, s=1, c="k")
-    ax[0].set_title("data")
-    for a, h in zip(ax[1:], show):
-        a.scatter(*arrays["samples"][h].T, s=1)
-        a.set_title(f"h = {h:g}")
-    fig.suptitle(title)
-    fig.savefig(out / "samples.png", dpi=100)
-    plt.close(fig)
-
-    w = summary["w2_vs_h"]
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
-    ax[0].plot(w["h"], w["w2"], "o-", label="generated vs data")
-    ax[0].axhline(w["data_vs_data_floor"], ls="--", c="gray", label="data vs data")
-    ax[0].set(xlabel="h", ylabel="W2", title=f"{title}: W2 against h")
-    ax[0].legend()
-    f = summary["finite_h_kde"]["points"]
-    h = [p["h"] for p in f]
-    ax[1].errorbar(h, [p["kde_delta_nll"] for p in f], [p["kde_delta_nll_err"] for p in f],
-                   fmt="o", label="KDE of h-process samples")
-    ax[1].plot(h, [p["wkb_delta_nll"] for p in f], "-", label="WKB first order")
-    ax[1].set(xlabel="h", ylabel="NLL(h) - NLL(0) [nats]", title="finite h: direct vs WKB")
-    ax[1].legend()
-    hist = arrays["history"]
-    ax[2].plot(hist["step"], hist["val_loss"])
-    ax[2].set(xlabel="step", ylabel="DSM loss (fixed validation draw)", title="training")
-    fig.tight_layout()
-    fig.savefig(out / "w2_finite_h_training.png", dpi=100)
-    plt.close(fig)
-    return ["samples.png", "w2_finite_h_training.png"]
-
-
-def analytic_finite_h(hs: np.ndarray, *, v0: float = 2.0, eps: float = 0.1, beta: float = 1.0,
-                      T: float = 5.0, x0: float = 0.7) -> dict[str, Any]:
-    """The paper's 1-D analytic model: exact NLL(h) (closed form) against the WKB line
-    ``NLL(0) + h dNLL/dh`` computed by :func:`wkb_log_likelihood` (adjoint method)."""
-    sde = ConstantVP(beta=beta, T=T)
-    data = GaussianMixture(jnp.ones(1), jnp.zeros((1, 1)), jnp.full((1, 1), np.sqrt(v0)))
-    score = MixtureScore(data, sde, eps)
-    lq0, c1 = wkb_log_likelihood(score, sde, jnp.array([x0]), rtol=1e-7, atol=1e-7)
-    exact = [float(analytic_model_nll(x0, h, v0=v0, eps=eps, beta=beta, T=T)) for h in hs]
-    wkb = [float(-lq0 - h * c1) for h in hs]
-    return {"model": {"v0": v0, "eps": eps, "beta": beta, "T": T, "x0": x0},
-            "h": list(map(float, hs)), "exact_nll": exact, "wkb_nll": wkb,
-            "wkb_coefficient": float(-c1),
-            "exact_coefficient": float(jax.grad(lambda h: analytic_model_nll(
-                x0, h, v0=v0, eps=eps, beta=beta, T=T))(0.0))}
+    Returns:
+        The summary: NLL at ``h = 0``, first-order coefficient per tolerance, W2 against ``h``,
+        the finite-``h`` KDE check, the paper's numbers, training and timing.
+    """
+    if not isinstance(config, Config):
+        raise TypeError("config must be a bayesqcd.studies.diffusion_path_integral.Config, "
+                        f"got {type(config)}")
+    out = results_dir(out)  # a bad results folder fails here, before any work
+    summary, arrays = compute(config, progress=progress)
+    if out is not None:
+        with atomic_results_dir(out) as tmp:
+            plot_samples(summary, arrays, tmp / "samples.png")
+            plot_w2_finite_h(summary, arrays, tmp / "w2_finite_h_training.png")
+            summary["figures"] = ["samples.png", "w2_finite_h_training.png"]
+            summary["versions"] = versions()
+            write_json(tmp / "summary.json", summary)
+    return summary

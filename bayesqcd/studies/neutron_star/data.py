@@ -35,7 +35,8 @@ class DataSpec:
             MPA1, H4, WFF1), see :func:`mock_observations`.
         n_obs: mock mass-radius sources.
         mr_samples: ``(name, file)`` pairs: posterior (M, R) samples replacing the summary
-            of source ``name``.
+            of source ``name`` (which must be a source of the data).
+        add_mr_samples: ``(name, file)`` pairs: posterior (M, R) samples of new sources.
         alternatives: also use the alternative analyses (``use=0`` rows) of the table.
     """
 
@@ -43,6 +44,7 @@ class DataSpec:
     mock: str | None = None
     n_obs: int = 6
     mr_samples: tuple[tuple[str, str], ...] = ()
+    add_mr_samples: tuple[tuple[str, str], ...] = ()
     alternatives: bool = False
 
     def __post_init__(self) -> None:
@@ -51,7 +53,7 @@ class DataSpec:
                 raise ValueError(f"mock = {self.mock!r}: choose one of {sorted(E.NAMED)}")
             if self.n_obs < 1:
                 raise ValueError(f"n_obs = {self.n_obs} is outside the valid range [1, inf)")
-        for pair in self.mr_samples:
+        for pair in (*self.mr_samples, *self.add_mr_samples):
             if len(pair) != 2 or not all(pair):
                 raise ValueError(f"mr_samples entry {pair!r}: expected a (name, file) pair")
 
@@ -107,6 +109,7 @@ def load_data(spec: DataSpec, seed: int = 0) -> tuple[ObservationSet, dict[str, 
         path = None if spec.source == "real" else spec.source
         obs = load_observations(path, include_alternatives=spec.alternatives)
     samples = [load_mr_samples(path, name=name) for name, path in spec.mr_samples]
-    if samples:
-        obs = obs.with_samples(*samples)
+    new = [load_mr_samples(path, name=name) for name, path in spec.add_mr_samples]
+    if samples or new:
+        obs = obs.with_samples(*samples, new=tuple(new))
     return obs, truth

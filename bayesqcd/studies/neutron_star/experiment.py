@@ -20,7 +20,8 @@ from bayesqcd.inference.nuts import run_nuts
 from bayesqcd.inference.results import diagnostics
 from bayesqcd.inference.svi import run_svi
 from bayesqcd.models.neutron_star import EOS_PRIORS, SoundSpeedPrior, neutron_star_model, ns_data
-from bayesqcd.precision import enable_x64
+from bayesqcd.precision import x64_scope
+from bayesqcd.report import ResultsDir, results_dir
 from bayesqcd.studies.neutron_star import report
 from bayesqcd.studies.neutron_star.data import DataSpec, load_data
 from bayesqcd.tov import INFERENCE, SolverConfig
@@ -92,16 +93,17 @@ def infer(obs: ObservationSet, *, eos: str = "cs2", segments: int = 5, method: s
                    num_draws=samples, progress=progress, config=reverse)
 
 
-def run(config: Config = Config(), out: str | os.PathLike[str] | None = None, *, progress: bool = True,
+@x64_scope(True)
+def run(config: Config = Config(), out: str | os.PathLike[str] | ResultsDir | None = None, *, progress: bool = True,
         settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Infer the EoS for ``config`` and write the results folder ``out`` (if given).
 
-    Switches JAX to float64. ``settings`` (e.g. the command line) is recorded in
-    ``summary.json`` beside the config. Returns ``{"headline", "diagnostics",
-    "total_wall_time_s"}`` (headline: medians and 68%/95% intervals of R_1.4 [km], M_TOV
+    Runs in float64 (:func:`bayesqcd.precision.x64_scope`; the caller's setting is restored).
+    ``settings`` (e.g. the command line) is recorded in ``summary.json`` beside the config.
+    Returns ``{"headline", "diagnostics", "total_wall_time_s"}`` (headline: medians and 68%/95% intervals of R_1.4 [km], M_TOV
     [M_sun], Lambda_1.4, and whether a mock's truth lies in the 90% interval).
     """
-    enable_x64()
+    out = results_dir(out)  # a bad results folder fails here, before any work
     obs, truth = load_data(config.data, config.seed)
     start = time.perf_counter()
     idata = infer(obs, eos=config.eos, segments=config.segments, method=config.method, seed=config.seed,

@@ -16,7 +16,8 @@ from typing import Any
 import jax
 
 from bayesqcd.inference.regression import MLPRegressor
-from bayesqcd.precision import enable_x64
+from bayesqcd.precision import x64_scope
+from bayesqcd.report import ResultsDir, results_dir
 from bayesqcd.studies.neutron_star import report
 from bayesqcd.studies.neutron_star.compare import first_order_fractions
 from bayesqcd.studies.neutron_star.data import DataSpec, load_data
@@ -77,23 +78,25 @@ class Config:
         )
 
 
-def run(config: Config = Config(), out: str | os.PathLike[str] | None = None, *, progress: bool = True,
+@x64_scope(True)
+def run(config: Config = Config(), out: str | os.PathLike[str] | ResultsDir | None = None, *, progress: bool = True,
         settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train (or resume) the regressors and apply them to the data; write ``out`` if given.
 
-    Switches JAX to float64. Checkpoints go to ``config.checkpoint_dir`` (default
+    Runs in float64 (:func:`bayesqcd.precision.x64_scope`; the caller's setting is restored).
+    Checkpoints go to ``config.checkpoint_dir`` (default
     ``OUT.ckpt``; none when neither is given). Returns ``{"headline", "study",
     "total_wall_time_s", "checkpoint_dir"}``: the ensemble's headline numbers on the data and
     the trained :class:`RegressionStudy`.
     """
-    enable_x64()
+    out = results_dir(out)  # a bad results folder fails here, before any work
     obs, truth = load_data(config.data, config.seed)
     if not obs.mr:
         raise ValueError("the data have no mass-radius sources; the regression needs at least one")
     reg = config.settings(n_stars=len(obs.mr))
     x_obs = observed_inputs(obs, reg.obs_model.n_stars)
     ckpt = (Path(config.checkpoint_dir) if config.checkpoint_dir
-            else Path(str(Path(out)) + ".ckpt") if out is not None else None)
+            else Path(out.user_path.rstrip("/") + ".ckpt") if out is not None else None)
     start = time.perf_counter()
     study: RegressionStudy = train_regressors(reg, checkpoint_dir=ckpt, progress=progress)
     key = jax.random.key(config.seed + 1)

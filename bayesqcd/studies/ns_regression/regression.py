@@ -78,6 +78,11 @@ class RegressionSettings:
         for name in ("n_train", "n_val", "n_segments", "n_copies", "n_mr_check", "n_input_draws"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)} must be >= 1")
+        n_features = 4 * self.obs_model.n_stars  # (M, R, sigma_M, sigma_R) per star
+        terms = self.polynomial.n_terms(n_features)
+        if self.n_train < terms:  # the un-augmented polynomial fit sees n_train rows
+            raise ValueError(f"n_train = {self.n_train} EoS are too few for the degree-{self.polynomial.degree} "
+                             f"polynomial on {n_features} inputs ({terms} terms): use --n-train >= {terms}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,15 +116,15 @@ def train_regressors(settings: RegressionSettings = RegressionSettings(), *,
     same settings and folder resumes (and, when finished, only reloads) the training.
     """
     s = settings
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt is not None:  # before any work: checkpoints of other settings are refused at once
+        _claim_checkpoints(ckpt, s)
     keys = jax.random.split(jax.random.key(s.seed), 6)
     train_set, gen_train = generate_eos_set(keys[0], s.n_train, s.n_segments, s.obs_model, progress=progress)
     val_set, gen_val = generate_eos_set(keys[1], s.n_val, s.n_segments, s.obs_model, progress=progress)
     val = AugmentedSet(val_set, keys[2], 1, s.obs_model)
     data = {True: AugmentedSet(train_set, keys[3], s.n_copies, s.obs_model),
             False: AugmentedSet(train_set, keys[3], 1, s.obs_model)}
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None:
-        _claim_checkpoints(ckpt, s)
     fitted, training = {}, {}
     for name in FITS:
         augmented = name.endswith("_aug")

@@ -54,7 +54,9 @@ version has neither, so the minimum and the rise after it are read off without d
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
 from typing import Any
 
 import equinox as eqx
@@ -65,6 +67,9 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from bayesqcd.nn.training import TrainResult, minibatch, train
+from bayesqcd.report import ResultsDir, atomic_results_dir, results_dir, versions, write_json
+from bayesqcd.studies.regression_toy.config import Config, _int, _positive
+from bayesqcd.studies.regression_toy.plots import plot_toy
 
 PEAKS: tuple[float, float] = (-1.0, 1.0)
 """Positions ``x_1, x_2`` of the two maxima of :func:`double_peak`."""
@@ -80,23 +85,6 @@ def double_peak(x: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
     """The target ``f(x) = sum_j A_j exp(-(x - x_j)^2 / (2 w^2))`` (see the module docstring)."""
     x = jnp.asarray(x)
     return sum(a * jnp.exp(-0.5 * ((x - c) / WIDTH) ** 2) for a, c in zip(HEIGHTS, PEAKS))
-
-
-def _int(name: str, value: Any, low: int, high: float = np.inf) -> int:
-    """``value`` as an int in ``[low, high]``, or a ValueError naming ``name`` and the range."""
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and low <= value <= high
-    if not ok:
-        upper = "" if high == np.inf else f" and <= {high}"
-        raise ValueError(f"{name} must be an integer >= {low}{upper}, got {value!r}")
-    return int(value)
-
-
-def _positive(name: str, value: Any) -> float:
-    """``value`` as a finite float > 0, or a ValueError naming ``name``."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not (ok and np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def noisy_samples(
@@ -163,90 +151,70 @@ def _summary(history: dict[str, list[float]]) -> dict[str, float]:
             "final_train_loss": float(history["train_loss"][-1])}
 
 
-def toy_experiment(
-    seed: int = 0,
-    n_train: int = 30,
-    n_s: int = 1000,
-    n_steps: int = 20_000,
-    sigma: float = 0.15,
-    n_val: int = 501,
-    width: int = 128,
-    depth: int = 3,
-    batch_size: int = 128,
-    learning_rate: float = 1e-3,
-    eval_every: int = 200,
-    validation: str = "truth",
-    progress: bool = False,
-) -> dict[str, Any]:
+def run(config: Config, out: str | os.PathLike[str] | ResultsDir | None = None, *,
+        progress: bool = True) -> dict[str, Any]:
     """Train the same network with and without augmentation and compare validation losses.
 
-    Args:
-        seed: one integer fixes data, noise, initial weights and batches.
-        n_train: number of distinct training abscissae.
-        n_s: copies per sample in the augmented run (each with fresh noise).
-        n_steps: Adam steps, the same for both runs.
-        sigma: noise standard deviation (units of ``y``).
-        n_val: number of validation points: grid points for ``validation="truth"``, fresh
-            noisy samples for ``validation="noisy"``.
-        width, depth: hidden layers of the MLP.
-        batch_size: samples per step (drawn with replacement), the same for both runs.
-        learning_rate: initial Adam step size (cosine decay to a hundredth, see :func:`fit`).
-        eval_every: steps between recorded train/validation losses.
-        validation: ``"truth"``: MSE to ``f`` on ``n_val`` evenly spaced points of
-            :data:`X_RANGE`; ``"noisy"``: MSE to ``n_val`` fresh, unaugmented noisy samples.
-        progress: show tqdm bars.
+    Computes in JAX's current precision (the numbers above: float32; the tests: float64).
+    When ``out`` is given, writes ``summary.json`` (:func:`headline`, the loss ``histories``,
+    ``seconds``, ``versions``) and ``regression_toy.png`` (:func:`plot_toy`) atomically; ``out``
+    is checked first (:func:`bayesqcd.report.results_dir`), before any work.
 
     Returns:
-        A dict with ``config``; ``data`` (``x_train``, ``y_train`` = the unaugmented set,
-        ``x_grid``, ``f_grid``); for ``"unaugmented"`` and ``"augmented"`` each: ``history``
-        (``step``, ``train_loss``, ``val_loss``), ``fit_grid`` (network on ``x_grid``),
-        ``mse_truth`` (MSE to ``f`` on the grid at the end) and the headline numbers
-        ``min_val_loss``, ``min_step``, ``final_val_loss``, ``final_over_min``,
-        ``final_train_loss``; and ``final_val_aug_over_unaug``.
+        A dict with ``config`` (the fields of ``config`` and the target's parameters); ``data``
+        (``x_train``, ``y_train`` = the unaugmented set, ``x_grid``, ``f_grid``); for
+        ``"unaugmented"`` and ``"augmented"`` each: ``history`` (``step``, ``train_loss``,
+        ``val_loss``), ``fit_grid`` (network on ``x_grid``), ``mse_truth`` (MSE to ``f`` on the
+        grid at the end) and the headline numbers ``min_val_loss``, ``min_step``,
+        ``final_val_loss``, ``final_over_min``, ``final_train_loss``;
+        ``final_val_aug_over_unaug``; and ``seconds`` (wall time of both trainings).
     """
-    seed, n_train, n_s = _int("seed", seed, 0), _int("n_train", n_train, 2), _int("n_s", n_s, 1)
-    n_steps, n_val = _int("n_steps", n_steps, 1), _int("n_val", n_val, 2)
-    sigma, learning_rate = _positive("sigma", sigma), _positive("learning_rate", learning_rate)
-    eval_every = _int("eval_every", eval_every, 1, n_steps)
-    batch_size = _int("batch_size", batch_size, 1)
-    if validation not in ("truth", "noisy"):
-        raise ValueError(f"validation must be 'truth' or 'noisy', got {validation!r}")
-
-    k_data, k_val, k_init, k_train = jax.random.split(jax.random.key(seed), 4)
-    x, y = noisy_samples(k_data, n_train, sigma, n_s)
-    if validation == "truth":
-        x_val = jnp.linspace(*X_RANGE, n_val, dtype=x.dtype)
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a bayesqcd.studies.regression_toy.Config, got {type(config)}")
+    out = results_dir(out)  # a bad results folder fails here, before any work
+    c = config
+    t0 = time.perf_counter()
+    k_data, k_val, k_init, k_train = jax.random.split(jax.random.key(c.seed), 4)
+    x, y = noisy_samples(k_data, c.n_train, c.sigma, c.n_s)
+    if c.validation == "truth":
+        x_val = jnp.linspace(*X_RANGE, c.n_val, dtype=x.dtype)
         y_val = double_peak(x_val)
     else:
-        x_val, y_val = noisy_samples(k_val, n_val, sigma)
+        x_val, y_val = noisy_samples(k_val, c.n_val, c.sigma)
         y_val = y_val[0]
-    model0 = make_regressor(k_init, width, depth)
+    model0 = make_regressor(k_init, c.width, c.depth)
     x_grid = jnp.linspace(*X_RANGE, 501, dtype=x.dtype)
     f_grid = double_peak(x_grid)
     sets = {"unaugmented": (x, y[0]),
-            "augmented": (jnp.tile(x, n_s), y.reshape(-1))}
-    out: dict[str, Any] = {
-        "config": dict(seed=seed, n_train=n_train, n_s=n_s, n_steps=n_steps, sigma=sigma,
-                       n_val=n_val, width=width, depth=depth, batch_size=batch_size,
-                       learning_rate=learning_rate, eval_every=eval_every, validation=validation,
-                       target="double_peak", peaks=PEAKS, heights=HEIGHTS, peak_width=WIDTH),
+            "augmented": (jnp.tile(x, c.n_s), y.reshape(-1))}
+    result: dict[str, Any] = {
+        "config": {**dataclasses.asdict(c), "target": "double_peak", "peaks": PEAKS,
+                   "heights": HEIGHTS, "peak_width": WIDTH},
         "data": {"x_train": np.asarray(x), "y_train": np.asarray(y[0]),
                  "x_grid": np.asarray(x_grid), "f_grid": np.asarray(f_grid)},
     }
     for name, (xs, ys) in sets.items():
-        res = fit(model0, xs, ys, k_train, x_val=x_val, y_val=y_val, n_steps=n_steps,
-                  batch_size=batch_size, learning_rate=learning_rate, eval_every=eval_every,
-                  progress=progress, desc=name)
+        res = fit(model0, xs, ys, k_train, x_val=x_val, y_val=y_val, n_steps=c.n_steps,
+                  batch_size=c.batch_size, learning_rate=c.learning_rate,
+                  eval_every=c.eval_every, progress=progress, desc=name)
         pred = jax.vmap(res.model)(x_grid)
-        out[name] = {"history": res.history, "fit_grid": np.asarray(pred),
-                     "mse_truth": float(jnp.mean((pred - f_grid) ** 2)), **_summary(res.history)}
-    out["final_val_aug_over_unaug"] = (out["augmented"]["final_val_loss"]
-                                       / out["unaugmented"]["final_val_loss"])
-    return out
+        result[name] = {"history": res.history, "fit_grid": np.asarray(pred),
+                        "mse_truth": float(jnp.mean((pred - f_grid) ** 2)), **_summary(res.history)}
+    result["final_val_aug_over_unaug"] = (result["augmented"]["final_val_loss"]
+                                          / result["unaugmented"]["final_val_loss"])
+    result["seconds"] = time.perf_counter() - t0
+    if out is not None:
+        with atomic_results_dir(out) as tmp:
+            histories = {n: result[n]["history"] for n in ("unaugmented", "augmented")}
+            write_json(tmp / "summary.json", {**headline(result), "histories": histories,
+                                              "seconds": result["seconds"],
+                                              "versions": versions()})
+            plot_toy(result, tmp / "regression_toy.png")
+    return result
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
-    """The numbers of :func:`toy_experiment` without histories and curves (JSON-sized)."""
+    """The numbers of :func:`run` without histories and curves (JSON-sized)."""
     keys = ("min_val_loss", "min_step", "final_val_loss", "final_over_min", "final_train_loss",
             "mse_truth")
     return {"config": result["config"],
@@ -254,33 +222,3 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
             "final_val_aug_over_unaug": result["final_val_aug_over_unaug"]}
 
 
-def plot_toy(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Two panels: loss curves (log scale) of both runs; both fits against the truth and the data."""
-    from bayesqcd.report import pyplot, save_figure
-
-    plt = pyplot()
-    cfg, data = result["config"], result["data"]
-    fig, (ax_l, ax_f) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colours = {"unaugmented": "tab:red", "augmented": "tab:blue"}
-    labels = {"unaugmented": "without augmentation", "augmented": f"augmented, $n_s={cfg['n_s']}$"}
-    for name, c in colours.items():
-        h = result[name]["history"]
-        ax_l.plot(h["step"], h["train_loss"], color=c, ls="--", lw=1, label=f"{labels[name]}: train")
-        ax_l.plot(h["step"], h["val_loss"], color=c, lw=1.8, label=f"{labels[name]}: validation")
-        ax_l.plot(result[name]["min_step"], result[name]["min_val_loss"], "o", color=c, ms=5)
-    ax_l.axhline(cfg["sigma"] ** 2, color="k", lw=0.8, ls=":", label=r"$\sigma^2$ (floor of a loss on noisy data)")
-    ax_l.set(yscale="log", xlabel="Adam step", ylabel="mean squared error",
-             title="loss (dots: validation minimum)")
-    top = max(max(result[n]["history"]["val_loss"] + result[n]["history"]["train_loss"])
-              for n in colours)
-    ax_l.set_ylim(top=30 * top)  # room for the legend above the curves
-    ax_l.legend(fontsize=7, ncol=2, loc="upper center")
-    ax_f.plot(data["x_grid"], data["f_grid"], "k", lw=2, label="truth $f(x)$")
-    for name, c in colours.items():
-        ax_f.plot(data["x_grid"], result[name]["fit_grid"], color=c, lw=1.4, label=labels[name])
-    ax_f.plot(data["x_train"], data["y_train"], "ko", ms=4, mfc="none",
-              label=f"training points ($\\sigma={cfg['sigma']}$)")
-    ax_f.set(xlabel="$x$", ylabel="$y$", title=f"fits after {cfg['n_steps']} steps")
-    ax_f.legend(fontsize=7.5)
-    fig.tight_layout()
-    save_figure(fig, path)

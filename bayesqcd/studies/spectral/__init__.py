@@ -21,8 +21,8 @@ Example::
     summary = spectral.run(spectral.Config(mock="bw1", methods=("nuts", "mem"), eps=(1e-3, 1e-4)),
                            out="results/bw1")
 
-:func:`run` switches JAX to float64 (:func:`bayesqcd.enable_x64`); call it yourself before
-using the pieces (:func:`run_method`, :func:`evaluate`) directly.
+:func:`run` runs in float64 (:func:`bayesqcd.precision.x64_scope`); call :func:`bayesqcd.enable_x64`
+yourself before using the pieces (:func:`run_method`, :func:`evaluate`) directly.
 """
 
 from .config import METHOD_NAMES, NEEDS_PRIOR, Config, make_problem

@@ -17,8 +17,8 @@ import numpy as np
 
 from bayesqcd import spectral as sp
 from bayesqcd.inference.results import diagnostics
-from bayesqcd.precision import enable_x64
-from bayesqcd.report import atomic_results_dir, save_figure, versions, write_json
+from bayesqcd.precision import x64_scope
+from bayesqcd.report import ResultsDir, atomic_results_dir, results_dir, save_figure, versions, write_json
 
 from .config import NEEDS_PRIOR, Config, make_problem
 from .methods import run_method
@@ -92,7 +92,8 @@ def _headline(method: str, label: str, met: dict[str, Any]) -> str:
             f"coverage {met['coverage']:.2f}, {met['wall_time_s']:.1f} s")
 
 
-def run(config: Config, out: str | Path | None = None, *, progress: bool = True) -> dict[str, Any]:
+@x64_scope(True)
+def run(config: Config, out: str | Path | ResultsDir | None = None, *, progress: bool = True) -> dict[str, Any]:
     """Run every (noise level, method) pair of ``config`` in float64 and summarise.
 
     The diffusion prior (for ``score`` and ``diffusion-prior``) is trained once, with key
@@ -101,14 +102,16 @@ def run(config: Config, out: str | Path | None = None, *, progress: bool = True)
 
     With ``out``, the results folder is written atomically: ``summary.json``, ``table.md``
     (:func:`format_table`) and ``bands_<mock>_eps<label>.png`` per noise level
-    (:func:`~.plots.plot_bands`).
+    (:func:`~.plots.plot_bands`). ``out`` is checked first (:func:`bayesqcd.report.results_dir`:
+    a new or empty folder, or a :class:`~bayesqcd.report.ResultsDir` made with ``overwrite``),
+    before any work.
 
     Returns:
         The summary: ``mock``, ``kernel``, ``noise``, ``methods``, ``eps``, ``prior`` (training
         info or ``None``), ``results[label][method]`` (:func:`evaluate`'s metrics, or
         ``{"failed": message}``) and ``versions``.
     """
-    enable_x64()
+    out = results_dir(out)  # a bad results folder fails here, before any work
     methods, eps_list = list(config.methods), list(config.eps)
     prior, prior_info = None, None
     if NEEDS_PRIOR & set(methods):

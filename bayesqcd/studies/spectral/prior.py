@@ -51,8 +51,13 @@ def train_prior(omega: Any, config: Config, *, key: jax.Array,
     net = MLPScore(config.prior_k, config.prior_width, 3, key=k_net)
     start = time.perf_counter()
     res = train_score(net, sde, x, k_train, n_steps=config.prior_steps, batch_size=256,
-                      checkpoint=config.prior_checkpoint, progress=progress, eval_every=500)
+                      checkpoint=config.prior_checkpoint, progress=progress, eval_every=500,
+                      settings={"study": "spectral prior", "prior_k": config.prior_k,
+                                "prior_width": config.prior_width, "prior_family": config.prior_family,
+                                "n_omega": int(omega.shape[0]), "omega_max": float(omega[-1]),
+                                "seed": config.seed})
     info = {"train_time_s": time.perf_counter() - start, "steps": res.steps,
+            "checkpoint": config.prior_checkpoint, "resumed_from_step": res.resumed_step,
             "final_val_loss": res.history["val_loss"][-1] if res.history["val_loss"] else None}
     return SpectralPrior(res.model, rep, sde), info
 

@@ -180,7 +180,10 @@ def run(config: Config, out: str | os.PathLike[str] | None = None, *,
     current precision (float32 by default; the study does not switch it).
     """
     if not isinstance(config, Config):
-        raise TypeError(f"config must be a bayesqcd.studies.topology.Config, got {type(config).__name__}")
+        raise TypeError("config must be a bayesqcd.studies.topology.Config, got "
+                        f"{type(config).__name__}")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"out = {str(out)!r} is a file; the results folder must be a folder path")
     start = time.time()
     result = run_experiment(config, progress=progress)
     summary = result["summary"]
