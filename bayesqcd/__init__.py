@@ -24,9 +24,7 @@ Submodules load on first use: ``from bayesqcd import eos, tov`` or ``bayesqcd.re
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from bayesqcd._lazy import lazy_exports
 from bayesqcd.precision import enable_x64, require_x64, x64_enabled
 
 __version__ = "0.1.0"
@@ -38,13 +36,4 @@ _SUBMODULES = frozenset({
 
 __all__ = ["__version__", "enable_x64", "require_x64", "x64_enabled", *sorted(_SUBMODULES)]
 
-
-def __getattr__(name: str) -> Any:
-    """Import a submodule on first attribute access (``bayesqcd.tov``), as numpy and scipy do."""
-    if name in _SUBMODULES:
-        return importlib.import_module(f"bayesqcd.{name}")
-    raise AttributeError(f"module 'bayesqcd' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _SUBMODULES)
+__getattr__, __dir__ = lazy_exports(__name__, {}, _SUBMODULES)

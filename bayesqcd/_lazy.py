@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
-def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for ``package`` that import ``exports[name]`` (a module
-    path relative to the package, e.g. ``".nuts"``) when ``name`` is first asked for."""
+def lazy_exports(package: str, exports: Mapping[str, str],
+                 submodules: Iterable[str] = ()) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` for ``package``: ``name`` in ``exports`` is imported from the
+    submodule ``exports[name]`` (``"nuts"`` or ``".nuts"``), a name in ``submodules`` is that
+    submodule, each on first access (as numpy and scipy load their submodules)."""
+    subs = frozenset(submodules)
 
     def __getattr__(name: str) -> Any:
+        if name in subs:
+            return importlib.import_module(f"{package}.{name}")
         if name in exports:
-            value = getattr(importlib.import_module(exports[name], package), name)
+            value = getattr(importlib.import_module(f"{package}.{exports[name].lstrip('.')}"), name)
             importlib.import_module(package).__dict__[name] = value  # later look-ups skip this
             return value
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
-        return sorted(set(importlib.import_module(package).__dict__) | set(exports))
+        return sorted(set(importlib.import_module(package).__dict__) | set(exports) | subs)
 
     return __getattr__, __dir__

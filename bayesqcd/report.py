@@ -206,9 +206,14 @@ def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> None:
 
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, f"cannot write the figure {str(path)!r}: {err.strerror}") from None
+    finally:
+        plt.close(fig)
 
 
 def pyplot() -> Any:

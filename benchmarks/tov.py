@@ -3,7 +3,7 @@
 Same EoS (SLy, Read et al. 2009, sampled as a 600-row table of n, eps, p) and the same
 100 central pressures (jesterTOV's own grid: log-spaced from p(2 n_0) to the first
 acausal point) for every code. Accuracy is measured against a tight reference: scipy
-DOP853 at rtol 1e-12 on the *analytic* piecewise polytrope (tests/scipy_tov.py), for
+DOP853 at rtol 1e-12 on the *analytic* piecewise polytrope (tests/core/scipy_tov.py), for
 M_max, R_1.4 and Lambda_1.4. Throughput is TOV+tidal solves per second after
 compilation, for one EoS and for 64 EoS at once. Ratios are printed last.
 
@@ -22,7 +22,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.optimize import brentq, minimize_scalar
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "core"))
 from scipy_tov import AnalyticPolytrope, k2_of, star  # noqa: E402
 
 import bayesqcd  # noqa: E402

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from bayesqcd.cli.common import add_common, require_at_least
+from bayesqcd.cli.common import add_common, require_at_least, results_dir
 
 
 def register(subparsers) -> None:
@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--{flag.replace('_', '-')} = {getattr(args, flag)} is outside the "
                              "valid range [0, inf) pixels (0: none)")
     require_at_least(args, 1, "max_winding")
+    out = results_dir(args, inputs=(args.checkpoint,) if args.checkpoint else ())
     config = Config(seed=args.seed, drawing=drawing_config(args.size, args.max_winding),
                     n_train=args.n_train, n_test=args.n_test, n_val=args.n_val, frame=args.frame,
                     extent=args.extent if args.extent > 0 else None,
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                     latent=args.latent, rotations=args.rotations, pose_dims=args.pose_dims,
                     invariance=args.invariance, steps=args.steps, batch_size=args.batch_size,
                     lr=args.lr, schedule=args.schedule, checkpoint=args.checkpoint)
-    summary = run_study(config, args.out, progress=not args.no_progress)
+    summary = run_study(config, out, progress=not args.no_progress)
     s = summary["scores"]
     print(f"{'features':18s} {'k-means acc':>11s} {'NMI':>6s} {'GMM acc':>8s} {'NMI':>6s} {'probe':>6s}")
     for name, v in s.items():

@@ -25,8 +25,9 @@ submodules load on first use, so that ``import bayesqcd.diffusion`` stays light.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bayesqcd._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     # forward processes
@@ -68,17 +69,4 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from bayesqcd.diffusion.score import dsm_loss, train_score
     from bayesqcd.diffusion.sde import SDES, VP, ConstantVP, Cosine, LinearSDE, Simple, get_sde
 
-
-def __getattr__(name: str) -> Any:
-    """Import the submodule that defines ``name`` on first access."""
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _SUBMODULES)

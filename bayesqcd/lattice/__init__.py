@@ -23,8 +23,9 @@ submodules load on first use, so that importing a light one (``stats``) does not
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bayesqcd._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     # action
@@ -60,17 +61,4 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from bayesqcd.lattice.stats import (autocorrelation, bin_means, bin_size_for, bootstrap,
                                         jackknife, tau_int)
 
-
-def __getattr__(name: str) -> Any:
-    """Import the submodule that defines ``name`` on first access."""
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _SUBMODULES)

@@ -52,7 +52,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from bayesqcd.nn import train
 from bayesqcd.nn.autoencoder import (ConvAutoencoder, encode_batch, invariance_penalty,
                                      reconstruction_loss)
-from bayesqcd.report import atomic_results_dir, versions, write_json
+from bayesqcd.report import ResultsDir, atomic_results_dir, results_dir, versions, write_json
 from bayesqcd.studies.topology.config import SCHEDULES, Config
 from bayesqcd.studies.topology.figures import plot_latent, plot_reconstructions
 from bayesqcd.studies.topology.scoring import (evaluate_features, score_representations,
@@ -66,7 +66,7 @@ def fit_autoencoder(k_init: PRNGKeyArray, k_train: PRNGKeyArray, x_train: Float[
                     pose_dims: int = 0, invariance: float = 0.0, stroke_sigma: float | None = None,
                     steps: int = 1000, batch_size: int = 64, lr: float = 2e-3,
                     schedule: str = "cosine", checkpoint: str | os.PathLike[str] | None = None,
-                    progress: bool = True):
+                    settings: dict[str, Any] | None = None, progress: bool = True):
     """Train a :class:`ConvAutoencoder` (``rotations`` > 0: with a rotation-invariant code) on
     ``x_train`` (Adam, minibatches with replacement, four steps per compiled call: convolutions
     run faster outside a loop on CPU); returns ``(model, TrainResult)``. ``schedule``: ``"constant"``
@@ -78,6 +78,8 @@ def fit_autoencoder(k_init: PRNGKeyArray, k_train: PRNGKeyArray, x_train: Float[
     the batch and of a :func:`random_zoom_stretch` of it (drawn before the stroke normalisation) to
     the reconstruction loss, so that the code does not follow the size and aspect of a drawing;
     the model's ``pose_dims`` pose numbers are left free to carry them to the decoder.
+    ``settings``: JSON-ready description of the run, stored with the ``checkpoint``; resuming a
+    checkpoint made with other settings is refused (:func:`bayesqcd.nn.train`).
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
@@ -104,8 +106,22 @@ def fit_autoencoder(k_init: PRNGKeyArray, k_train: PRNGKeyArray, x_train: Float[
                    optax.adam(rate), steps, k_train, val_loss=lambda m: reconstruction_loss(m, x_val),
                    # windows of a multiple of the 4 steps per call: one compiled chunk length
                    eval_every=max(1, min(200, steps)), checkpoint=checkpoint, progress=progress,
-                   desc="autoencoder", steps_per_call=4)
+                   desc="autoencoder", steps_per_call=4, settings=settings)
     return result.model, result
+
+
+def settings_of(config: Config, checkpoint: bool = True) -> dict[str, Any]:
+    """Every field of ``config`` as JSON-ready values (the drawing settings as a dict; without
+    the checkpoint path when ``checkpoint`` is False)."""
+    out = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    drawing = config.drawing
+    out["drawing"] = {f.name: getattr(drawing, f.name) for f in dataclasses.fields(drawing)}
+    out["channels"] = list(config.channels)
+    if checkpoint:
+        out["checkpoint"] = None if config.checkpoint is None else str(config.checkpoint)
+    else:
+        del out["checkpoint"]
+    return out
 
 
 def run_experiment(config: Config, *, progress: bool = True) -> dict[str, Any]:
@@ -135,7 +151,8 @@ def run_experiment(config: Config, *, progress: bool = True) -> dict[str, Any]:
     model, result = fit_autoencoder(k_init, k_train, train_x, val_x, stroke_sigma=sigma,
                                     invariance=c.invariance, steps=c.steps,
                                     batch_size=c.batch_size, lr=c.lr, schedule=c.schedule,
-                                    checkpoint=c.checkpoint, progress=progress, **net)
+                                    checkpoint=c.checkpoint, settings=settings_of(c, checkpoint=False),
+                                    progress=progress, **net)
     z_tr, z_te = encode_batch(model, x_tr), encode_batch(model, x_te)
     raw_tr, raw_te = drawings.images[:n_train], drawings.images[n_train:n_train + n_test]
     scores = score_representations(k_eval, z_tr, z_te, x_tr, x_te, y_tr, y_te, cfg.n_classes,
@@ -164,7 +181,7 @@ def run_experiment(config: Config, *, progress: bool = True) -> dict[str, Any]:
             "labels_test": y_te, "images_test": x_te, "codes_train": z_tr, "labels_train": y_tr}
 
 
-def run(config: Config, out: str | os.PathLike[str] | None = None, *,
+def run(config: Config, out: str | os.PathLike[str] | ResultsDir | None = None, *,
         progress: bool = True) -> dict[str, Any]:
     """Run the study and, when ``out`` is given, write its results folder (atomically)::
 
@@ -175,6 +192,9 @@ def run(config: Config, out: str | os.PathLike[str] | None = None, *,
         out/codes_test.npz      those codes (``codes``) and the true classes (``labels``)
         out/reconstructions.png held-out drawings, their reconstructions, the canonical frame
 
+    ``out`` is checked first (:func:`bayesqcd.report.results_dir`: a new or empty folder, or a
+    :class:`~bayesqcd.report.ResultsDir` made with ``overwrite``), before any work.
+
     Returns the summary (also with ``seed``, ``settings``: every field of ``config``,
     ``wall_time_s``: the experiment without the writing, and ``versions``). Runs in JAX's
     current precision (float32 by default; the study does not switch it).
@@ -182,15 +202,12 @@ def run(config: Config, out: str | os.PathLike[str] | None = None, *,
     if not isinstance(config, Config):
         raise TypeError("config must be a bayesqcd.studies.topology.Config, got "
                         f"{type(config).__name__}")
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise ValueError(f"out = {str(out)!r} is a file; the results folder must be a folder path")
+    out = results_dir(out)  # a bad results folder fails here, before any work
     start = time.time()
     result = run_experiment(config, progress=progress)
     summary = result["summary"]
     summary["seed"] = config.seed
-    summary["settings"] = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-    summary["settings"]["drawing"] = summary["config"]
-    summary["settings"]["checkpoint"] = None if config.checkpoint is None else str(config.checkpoint)
+    summary["settings"] = settings_of(config)
     summary["wall_time_s"] = time.time() - start
     summary["versions"] = versions()
     if out is not None:

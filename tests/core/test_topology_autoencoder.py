@@ -331,8 +331,8 @@ def test_study_run_writes_the_results_folder_atomically(tmp_path):
     codes = np.load(out / "codes_test.npz")
     assert codes["codes"].shape == (24, 5) and codes["labels"].shape == (24,)
     assert (out / "latent.png").stat().st_size > 0 and (out / "reconstructions.png").stat().st_size > 0
-    assert sorted(p.name for p in out.iterdir()) == ["codes_test.npz", "history.json", "latent.png",
-                                                     "reconstructions.png", "summary.json"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "codes_test.npz", "history.json", "latent.png", "reconstructions.png", "summary.json"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -367,8 +367,12 @@ def test_run_refuses_bad_input_before_training(tmp_path):
     with pytest.raises(TypeError, match="Config"):
         run({"steps": 3})
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ValueError, match="is a file"):
+    with pytest.raises(ValueError, match="existing file"):
         run(Config(), tmp_path / "file")
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="did not write"):
+        run(Config(), tmp_path / "theirs")
 
 
 def _fake_summary():
@@ -388,11 +392,12 @@ def test_cli_builds_the_study_config(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(study, "run", lambda config, out, progress=True: calls.append(
         (config, out, progress)) or _fake_summary())
     assert main(["topology", "--out", str(tmp_path / "a")]) == 0
-    assert calls[-1] == (Config(), str(tmp_path / "a"), True)
+    config, out, progress = calls[-1]
+    assert config == Config() and progress and out.path == tmp_path / "a"
     assert "codes" in capsys.readouterr().out
-    assert main(["topology", "--out", "b", "--seed", "3", "--extent", "0", "--stroke-sigma", "0",
-                 "--frame", "box", "--max-winding", "4", "--size", "64", "--no-progress",
-                 "--n-train", "40", "--latent", "3", "--schedule", "constant"]) == 0
+    assert main(["topology", "--out", str(tmp_path / "b"), "--seed", "3", "--extent", "0",
+                 "--stroke-sigma", "0", "--frame", "box", "--max-winding", "4", "--size", "64",
+                 "--no-progress", "--n-train", "40", "--latent", "3", "--schedule", "constant"]) == 0
     config, _, progress = calls[-1]
     assert not progress and config == Config(
         seed=3, extent=None, stroke_sigma=None, frame="box", drawing=drawing_config(64, 4),
@@ -420,6 +425,19 @@ def test_unknown_learning_rate_schedule_is_refused(tiny):
         fit_autoencoder(key, key, tiny, tiny[:8], steps=1, schedule="linear", progress=False)
     with pytest.raises(ValueError, match="invariance"):
         fit_autoencoder(key, key, tiny, tiny[:8], steps=1, invariance=-1.0, progress=False)
+
+
+def test_checkpoint_of_other_settings_is_refused(tiny, tmp_path):
+    """A checkpoint remembers the settings it was trained with: the same settings resume it (no
+    new steps), other settings are refused before any step."""
+    key, ckpt = jax.random.PRNGKey(0), tmp_path / "ae.eqx"
+    small = dict(latent=2, channels=(4,), hidden=4, rotations=0, steps=4, batch_size=8,
+                 checkpoint=ckpt, progress=False)
+    _, first = fit_autoencoder(key, key, tiny, tiny[:8], settings={"seed": 0}, **small)
+    _, again = fit_autoencoder(key, key, tiny, tiny[:8], settings={"seed": 0}, **small)
+    assert first.steps == again.steps == 4 and again.history == first.history
+    with pytest.raises(ValueError, match="other settings"):
+        fit_autoencoder(key, key, tiny, tiny[:8], settings={"seed": 1}, **small)
 
 
 def test_normalise_images_fixes_position_and_size(tiny):

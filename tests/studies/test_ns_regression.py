@@ -268,10 +268,18 @@ def test_apply_and_compare_write_complete_results(tmp_path, eos_sets):
         idata.to_netcdf(str(tmp_path / d / "posterior.nc"))
     summary = write_comparison(tmp_path / "cmp", tmp_path / "a", tmp_path / "b")
     assert summary["agreement"]["R_of_M"]["mean_overlap"] == pytest.approx(1.0)
-    assert {p.name for p in (tmp_path / "cmp").iterdir()} == {"summary.json", "comparison.png", "first_order.png"}
+    assert {p.name for p in (tmp_path / "cmp").iterdir()} == {"summary.json", "comparison.png", "first_order.png",
+                                                             ".bayesqcd-results"}
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "missing"), "--out", str(tmp_path / "c2")]) == 2
     assert not (tmp_path / "c2").exists()
     assert main(["ns-regression", "--steps", "0", "--out", str(tmp_path / "r")]) == 2
+
+
+def test_settings_that_cannot_work_are_refused_at_once():
+    from bayesqcd.studies.ns_regression.regression import RegressionSettings
+
+    with pytest.raises(ValueError, match="too few for the degree-2 polynomial on 20 inputs .*--n-train >= 231"):
+        RegressionSettings(n_train=100)
 
 
 def test_checkpoints_of_other_settings_are_not_resumed(tmp_path):
@@ -280,4 +288,4 @@ def test_checkpoints_of_other_settings_are_not_resumed(tmp_path):
     _claim_checkpoints(tmp_path, RegressionSettings())
     _claim_checkpoints(tmp_path, RegressionSettings())  # same settings: resume
     with pytest.raises(ValueError, match="other settings"):
-        _claim_checkpoints(tmp_path, RegressionSettings(n_train=100))
+        _claim_checkpoints(tmp_path, RegressionSettings(n_train=300))

@@ -94,3 +94,11 @@ def test_credible_band_of_known_draws():
     np.testing.assert_allclose(band["median"], [500.0, -500.0])
     np.testing.assert_allclose(band[0.5][0], [250.0, -750.0])
     np.testing.assert_allclose(band[0.5][1], [750.0, -250.0])
+
+
+def test_a_figure_that_cannot_be_written_names_the_users_path(tmp_path):
+    from bayesqcd.report import pyplot, save_figure
+
+    fig, _ = pyplot().subplots()
+    with pytest.raises(OSError, match="cannot write the figure '.*no_such_dir/mr.png'"):
+        save_figure(fig, tmp_path / "no_such_dir" / "mr.png")
