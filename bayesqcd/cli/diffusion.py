@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tols", default="1e-3,1e-5",
                    help="comma-separated solver tolerances of the WKB coefficient (paper: 1e-3,1e-5)")
     p.add_argument("--sampler-steps", type=int, default=500, help="Heun steps of the sampler")
-    p.add_argument("--checkpoint", default=None, help="training checkpoint file (resumable)")
+    p.add_argument("--checkpoint", default=None,
+                   help="training checkpoint file (resumable; default OUT.ckpt/score.eqx, so a rerun "
+                   "reuses the trained network; one of other settings is refused)")
     p.set_defaults(func=run)
 
 
@@ -58,5 +60,11 @@ def run(args: argparse.Namespace) -> int:
     n, c = summary["nll_h0"], summary["first_order_coefficient"]
     print(f"NLL(h=0) = {n['value']:.3f} +- {n['error']:.3f}; coefficient: "
           + ", ".join(f"{k}: {v['value']:.3f} +- {v['error']:.3f}" for k, v in c.items()))
+    for k in c:
+        f = summary["failed_points"][k]
+        if f["count"]:
+            print(f"warning: {f['count']} of {args.n_eval} evaluation points failed at {k} "
+                  f"(indices {', '.join(map(str, f['indices']))}); the numbers above are over the "
+                  f"other {args.n_eval - f['count']} (summary.json: failed_points)")
     print(f"wrote {args.out}/summary.json")
     return 0

@@ -26,6 +26,16 @@ With the probability-flow drift ``f_PF(x, t) = f(t) x - g(t)^2/2 s(x, t)``:
 
 Functions act on one data point ``x0`` (any shape); ``jax.vmap`` them for batches. Log
 densities are in nats.
+
+Solver limits: adaptive Dopri5 with at most ``max_steps`` steps (accepted and rejected); a
+solve also stops when its step size collapses below ``DT_FLOOR`` times the interval or becomes
+NaN. With ``throw=True`` (default) a solve that fails raises; with ``throw=False`` it gives
+NaN instead (the validity mask is ``jnp.isfinite``), so one bad point of a batch does not end
+the run. The usual way to fail is a trajectory that leaves the region where the score model
+was trained: the network, extrapolating, makes the probability-flow ODE grow exponentially,
+the backward WKB sweep from its huge ``x_T`` overflows, every step is rejected and the step
+size collapses. No ``max_steps`` helps there; the floor ends such a solve after a few dozen
+rejections instead of making a whole vmapped batch run ``max_steps`` iterations.
 """
 
 from __future__ import annotations
@@ -45,6 +55,8 @@ Score = Callable[[Array, Array], Array]
 """``score(x, t) -> array of x's shape``: the model ``s_theta``."""
 
 WKB_METHODS = ("adjoint", "autodiff", "fd")
+MAX_STEPS = 4096
+"""Default step limit of every solve."""
 
 
 def _flat(score: Score, shape: tuple[int, ...]) -> Score:
@@ -60,18 +72,57 @@ def _div_exact(fn: Callable[[Array], Array], x: Float[Array, " D"]) -> Float[Arr
     return jnp.trace(jax.jacfwd(fn)(x))
 
 
-def _controller(rtol: float, atol: float) -> diffrax.PIDController:
+def _check_limits(rtol: float, atol: float, max_steps: int) -> None:
     if not (rtol > 0 and atol > 0):
         raise ValueError(f"rtol and atol must be > 0, got rtol={rtol}, atol={atol}")
-    return diffrax.PIDController(rtol=rtol, atol=atol)
+    if isinstance(max_steps, bool) or int(max_steps) != max_steps or max_steps < 1:
+        raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
 
 
-def _solve(vf, y0, t0, t1, rtol, atol, max_steps, adjoint=None):
+class _StopWhenStuck(diffrax.AbstractStepSizeController):
+    """A PID controller that ends the solve (``RESULTS.dt_min_reached``) as soon as its next step
+    is not a positive finite number larger than ``DT_FLOOR * |t1 - t0|`` before the end.
+
+    A state that overflows makes every error estimate infinite or NaN: the PID controller then
+    shrinks the step to zero or NaN and rejects steps until ``max_steps``, which under ``vmap``
+    makes a whole batch run ``max_steps`` iterations. This wrapper only reads the controller's
+    proposal, so solves that do not get stuck take exactly the same steps.
+    """
+
+    inner: diffrax.PIDController
+    t_end: Any
+    dt_floor: Any
+
+    def wrap(self, direction):
+        return _StopWhenStuck(self.inner.wrap(direction), self.t_end * direction, self.dt_floor)
+
+    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
+        return self.inner.init(terms, t0, t1, y0, dt0, args, func, error_order)
+
+    def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state):
+        keep, next_t0, next_t1, jump, state, result = self.inner.adapt_step_size(
+            t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state)
+        stuck = ~(next_t1 - next_t0 > self.dt_floor) & (next_t0 < self.t_end)
+        result = diffrax.RESULTS.where(stuck, diffrax.RESULTS.dt_min_reached, result)
+        return keep, next_t0, next_t1, jump, state, result
+
+
+DT_FLOOR = 1e-12
+"""A solve stops (fails) when its step falls below this fraction of the integration interval
+(or becomes NaN): the state has blown up, and such a solve would need ~1e12 steps."""
+
+
+def _solve(vf, y0, t0, t1, rtol, atol, max_steps, throw, adjoint=None):
+    """``y(t1)`` of ``dy/dt = vf`` by adaptive Dopri5; with ``throw=False`` NaN where the solve
+    failed (``max_steps`` steps, accepted and rejected, or a step below the floor)."""
     kwargs = {} if adjoint is None else {"adjoint": adjoint}
+    controller = _StopWhenStuck(diffrax.PIDController(rtol=rtol, atol=atol), t1,
+                                DT_FLOOR * jnp.abs(t1 - t0))
     sol = diffrax.diffeqsolve(diffrax.ODETerm(vf), diffrax.Dopri5(), t0, t1, None, y0,
-                              stepsize_controller=_controller(rtol, atol), max_steps=max_steps,
+                              stepsize_controller=controller, max_steps=max_steps, throw=throw,
                               **kwargs)
-    return jax.tree_util.tree_map(lambda a: a[-1], sol.ys)
+    ok = sol.result == diffrax.RESULTS.successful
+    return jax.tree_util.tree_map(lambda a: jnp.where(ok, a[-1], jnp.nan), sol.ys)
 
 
 def _prior(prior: Any, dim: int):
@@ -80,7 +131,8 @@ def _prior(prior: Any, dim: int):
 
 def log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = None,
                    rtol: float = 1e-5, atol: float = 1e-5, divergence: str = "exact",
-                   key: PRNGKeyArray | None = None, max_steps: int = 4096) -> Float[Array, ""]:
+                   key: PRNGKeyArray | None = None, max_steps: int = MAX_STEPS,
+                   throw: bool = True) -> Float[Array, ""]:
     """Exact ``log q_0(x0)`` of the probability-flow ODE (h = 0), in nats.
 
     Args:
@@ -92,12 +144,15 @@ def log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = None
         divergence: ``"exact"`` (Jacobian trace) or ``"hutchinson"`` (Gaussian probe; needs
             ``key``; unbiased, one probe per solve).
         key: PRNG key for the Hutchinson probe.
-        max_steps: solver step limit.
+        max_steps: solver step limit (accepted and rejected steps).
+        throw: raise when the solve fails (``max_steps`` or the step-size floor reached);
+            ``False``: return NaN instead.
     """
     if divergence not in ("exact", "hutchinson"):
         raise ValueError(f"divergence must be 'exact' or 'hutchinson', got {divergence!r}")
     if divergence == "hutchinson" and key is None:
         raise ValueError("divergence='hutchinson' needs a PRNG key")
+    _check_limits(rtol, atol, max_steps)
     shape = jnp.shape(x0)
     x0 = jnp.reshape(x0, (-1,))
     s = _flat(score, shape)
@@ -112,11 +167,12 @@ def log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = None
         fx, jv = jax.jvp(fn, (x,), (probe,))
         return fx, jnp.vdot(probe, jv)
 
-    xT, integral = _solve(vf, (x0, jnp.zeros((), x0.dtype)), sde.t_min, sde.T, rtol, atol, max_steps)
+    xT, integral = _solve(vf, (x0, jnp.zeros((), x0.dtype)), sde.t_min, sde.T, rtol, atol,
+                          max_steps, throw)
     return prior.log_prob(xT) + integral
 
 
-def _inner_log_q(s: Score, sde: LinearSDE, prior, rtol, atol, max_steps, adjoint):
+def _inner_log_q(s: Score, sde: LinearSDE, prior, rtol, atol, max_steps, throw, adjoint):
     """``l_t(y) = log q_t^0(y)``: PF-ODE from ``(y, t)`` to ``T`` (the paper's inner ODE)."""
 
     def log_q(y, t):
@@ -126,7 +182,7 @@ def _inner_log_q(s: Score, sde: LinearSDE, prior, rtol, atol, max_steps, adjoint
             return fn(x), _div_exact(fn, x)
 
         xT, integral = _solve(vf, (y, jnp.zeros((), y.dtype)), t, sde.T, rtol, atol, max_steps,
-                              adjoint)
+                              throw, adjoint)
         return prior.log_prob(xT) + integral
 
     return log_q
@@ -135,18 +191,24 @@ def _inner_log_q(s: Score, sde: LinearSDE, prior, rtol, atol, max_steps, adjoint
 def wkb_log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = None,
                        method: Literal["adjoint", "autodiff", "fd"] = "adjoint",
                        rtol: float = 1e-5, atol: float = 1e-5, fd_step: float = 0.01,
-                       max_steps: int = 4096) -> tuple[Float[Array, ""], Float[Array, ""]]:
+                       max_steps: int = MAX_STEPS, throw: bool = True
+                       ) -> tuple[Float[Array, ""], Float[Array, ""]]:
     """``(log q_0(x0), c_1(x0))`` with ``log q_h = log q_0 + h c_1 + O(h^2)`` (nats).
 
     The NLL to first order is ``-log q_0 - h c_1``. ``method`` selects how ``grad`` and
     Laplacian of ``log q_t^0`` are obtained (see the module docstring); exact divergences
     are used throughout, so this is meant for low dimension (the adjoint sweep carries a
     ``D x D`` Hessian).
+
+    ``max_steps`` limits every solve (accepted and rejected steps). ``throw=False``: a failed
+    solve gives NaN instead of an exception -- ``c_1`` when the WKB sweep fails (``log q_0``
+    from the forward solve is kept), both when the forward solve fails.
     """
     if method not in WKB_METHODS:
         raise ValueError(f"method must be one of {WKB_METHODS}, got {method!r}")
     if not fd_step > 0:
         raise ValueError(f"fd_step must be > 0, got {fd_step}")
+    _check_limits(rtol, atol, max_steps)
     shape = jnp.shape(x0)
     x0 = jnp.reshape(x0, (-1,))
     s = _flat(score, shape)
@@ -159,8 +221,8 @@ def wkb_log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = 
             fn = lambda z: pf_drift(s, sde, z, t)
             return fn(y[0]), _div_exact(fn, y[0])
 
-        xT, integral = _solve(fwd, (x0, zero), sde.t_min, sde.T, rtol, atol, max_steps)
-        log_q0 = prior.log_prob(xT)+ integral
+        xT, integral = _solve(fwd, (x0, zero), sde.t_min, sde.T, rtol, atol, max_steps, throw)
+        log_q0 = prior.log_prob(xT) + integral
 
         def bwd(t, y, args):
             x, G, H, _ = y
@@ -176,10 +238,10 @@ def wkb_log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = 
             return fx, dG, dH, dU
 
         yT = (xT, grad_prior(xT), jax.hessian(prior.log_prob)(xT), zero)
-        _, _, _, c1 = _solve(bwd, yT, sde.T, sde.t_min, rtol, atol, max_steps)
+        _, _, _, c1 = _solve(bwd, yT, sde.T, sde.t_min, rtol, atol, max_steps, throw)
         return log_q0, c1
 
-    log_q = _inner_log_q(s, sde, prior, rtol, atol, max_steps,
+    log_q = _inner_log_q(s, sde, prior, rtol, atol, max_steps, throw,
                          diffrax.ForwardMode() if method == "autodiff" else None)
     D = x0.size
 
@@ -207,7 +269,7 @@ def wkb_log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = 
                 ddiv - 0.5 * g2 * (div_s - lap))
 
     xT, integral, dxT, m = _solve(outer, (x0, zero, jnp.zeros_like(x0), zero), sde.t_min, sde.T,
-                                  rtol, atol, max_steps)
+                                  rtol, atol, max_steps, throw)
     return prior.log_prob(xT) + integral, jnp.vdot(dxT, grad_prior(xT)) + m
 
 

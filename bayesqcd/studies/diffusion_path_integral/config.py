@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bayesqcd.diffusion.data import DATASETS
+from bayesqcd.diffusion.likelihood import MAX_STEPS
 from bayesqcd.diffusion.sde import SDES
 
 PAPER_TABLE1 = {
@@ -25,9 +26,11 @@ class Config:
 
     ``data``: ``"swiss-roll"`` or ``"25gauss"``; ``sde``: ``"simple"`` or ``"cosine"`` (the cases
     of :data:`PAPER_TABLE1`). Training: ``n_steps`` Adam steps of ``batch_size`` on ``n_data``
-    points at ``learning_rate`` (resumable through ``checkpoint``). Likelihood: ``n_eval``
-    held-out points at each solver tolerance of ``tols``. Samples: ``n_samples`` per ``h`` of
-    ``h_grid`` (which contains 0), ``sampler_steps`` Heun steps. ``seed`` fixes every draw.
+    points at ``learning_rate`` (resumable through ``checkpoint``; :func:`.run` keeps one
+    beside its results folder when None). Likelihood: ``n_eval`` held-out points at each
+    solver tolerance of ``tols``, at most ``max_steps`` solver steps per solve (a point whose
+    solves fail is reported and left out; the others go on). Samples: ``n_samples`` per ``h``
+    of ``h_grid`` (which contains 0), ``sampler_steps`` Heun steps. ``seed`` fixes every draw.
     """
 
     data: str = "swiss-roll"
@@ -43,6 +46,7 @@ class Config:
     sampler_steps: int = 500
     seed: int = 0
     checkpoint: str | None = None
+    max_steps: int = MAX_STEPS
 
     def __post_init__(self) -> None:
         if self.data not in DATASETS:
@@ -51,7 +55,7 @@ class Config:
             valid = sorted({s for _, s in PAPER_TABLE1})
             raise ValueError(f"sde must be one of {valid} (the paper's schedules; "
                              f"all: {sorted(SDES)}), got {self.sde!r}")
-        for name in ("n_data", "n_eval", "n_samples", "sampler_steps", "batch_size"):
+        for name in ("n_data", "n_eval", "n_samples", "sampler_steps", "batch_size", "max_steps"):
             if getattr(self, name) < 2:
                 raise ValueError(f"{name} must be >= 2, got {getattr(self, name)}")
         if self.n_steps < 0:

@@ -11,8 +11,10 @@
   estimate of the h-process samples (the change ``NLL_kde(h) - NLL_kde(0)``, whose kernel
   bias largely cancels), against the WKB line ``h d NLL/dh``.
 
-:func:`run` adds the results folder (``summary.json`` and the figures of :mod:`.plots`).
-Errors are standard errors of the mean over the evaluation points. Training runs in float32
+:func:`run` adds the results folder (``summary.json`` and the figures of :mod:`.plots`) and
+keeps the trained network in a checkpoint before the evaluation. Errors are standard errors
+of the mean over the evaluation points; a point whose ODE solves fail is reported in
+``failed_points`` and left out instead of ending the run. Training runs in float32
 (the network is cast to float32); the likelihood runs in float64: both functions switch JAX's
 64-bit mode on for their duration and restore it afterwards (tolerance 1e-5 is too close to
 float32's resolution).
@@ -32,7 +34,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bayesqcd.diffusion.data import make_data
-from bayesqcd.diffusion.likelihood import wkb_log_likelihood
+from bayesqcd.diffusion.likelihood import MAX_STEPS, wkb_log_likelihood
 from bayesqcd.diffusion.metrics import wasserstein2
 from bayesqcd.diffusion.sampling import sample_h
 from bayesqcd.diffusion.score import train_score
@@ -46,6 +48,8 @@ from bayesqcd.studies.diffusion_path_integral.plots import plot_samples, plot_w2
 
 def _mean_se(x: np.ndarray) -> tuple[float, float]:
     x = np.asarray(x, dtype=float)
+    if len(x) < 2:  # no error from fewer than two points (NaN: null in the JSON)
+        return (float(x[0]) if len(x) else float("nan")), float("nan")
     return float(np.mean(x)), float(np.std(x, ddof=1) / np.sqrt(len(x)))
 
 
@@ -67,9 +71,17 @@ def _choose_bandwidth(samples: np.ndarray) -> float:
 
 
 def nll_and_coefficient(model: Any, sde: Any, points: jax.Array, tol: float, chunk: int = 64,
-                        progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Per-point ``NLL(h=0)`` and ``dNLL/dh`` at ``h = 0`` (nats), adjoint WKB method."""
-    fn = eqx.filter_jit(jax.vmap(lambda x: wkb_log_likelihood(model, sde, x, rtol=tol, atol=tol)))
+                        progress: bool = True, max_steps: int = MAX_STEPS
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-point ``NLL(h=0)`` and ``dNLL/dh`` at ``h = 0`` (nats), adjoint WKB method.
+
+    A point whose solves fail (``max_steps`` or the step-size floor of
+    :func:`~bayesqcd.diffusion.wkb_log_likelihood`) does not stop the others: its coefficient
+    is NaN (its NLL too when the forward solve failed). ``np.isfinite`` of both is the mask of
+    the points that succeeded.
+    """
+    fn = eqx.filter_jit(jax.vmap(lambda x: wkb_log_likelihood(model, sde, x, rtol=tol, atol=tol,
+                                                              max_steps=max_steps, throw=False)))
     nll, coef = [], []
     for i in tqdm(range(0, len(points), chunk), desc=f"NLL+WKB tol={tol:g}", disable=not progress):
         lq0, c1 = fn(points[i:i + chunk])
@@ -83,6 +95,8 @@ def _cast(tree: Any, dtype: Any) -> Any:
 
 
 def _quantiles(x: np.ndarray) -> dict[str, float]:
+    if len(x) == 0:
+        return {"q10": float("nan"), "median": float("nan"), "q90": float("nan")}
     q = np.quantile(np.asarray(x, dtype=float), [0.1, 0.5, 0.9])
     return {"q10": float(q[0]), "median": float(q[1]), "q90": float(q[2])}
 
@@ -93,7 +107,12 @@ def compute(config: Config, *, progress: bool = True) -> tuple[dict[str, Any], d
     Returns:
         ``(summary, arrays)``: the JSON-ready summary (what :func:`run` returns) and the arrays
         the figures need (``data``, ``ref``, ``samples`` per h, ``history``, ``points``, and the
-        per-point ``nll`` and ``coef`` at the smallest tolerance).
+        per-point ``nll`` and ``coef`` at the smallest tolerance, NaN where a solve failed, with
+        ``ok`` the mask of the points that succeeded).
+
+    Evaluation points whose solves fail do not stop the run: they are listed in
+    ``summary["failed_points"]`` (count, indices, coordinates per tolerance) and left out of
+    the means.
     """
     if not isinstance(config, Config):
         raise TypeError("config must be a bayesqcd.studies.diffusion_path_integral.Config, "
@@ -120,10 +139,12 @@ def _compute(cfg: Config, progress: bool) -> tuple[dict[str, Any], dict[str, Any
 
     t0 = time.perf_counter()
     points = make_data(cfg.data, k_eval, cfg.n_eval).astype(wide)
-    per_tol = {}
+    per_tol, ok = {}, {}
     for tol in cfg.tols:
-        nll, coef = nll_and_coefficient(_cast(model, wide), sde, points, tol, progress=progress)
+        nll, coef = nll_and_coefficient(_cast(model, wide), sde, points, tol, progress=progress,
+                                        max_steps=cfg.max_steps)
         per_tol[tol] = (nll, coef)
+        ok[tol] = np.isfinite(nll) & np.isfinite(coef)  # the points whose solves succeeded
     t_lik = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -140,12 +161,14 @@ def _compute(cfg: Config, progress: bool) -> tuple[dict[str, Any], dict[str, Any
     t_w2 = time.perf_counter() - t0
 
     # beyond the paper: NLL at finite h from a KDE of the h-process samples
-    nll_ref, coef_ref = per_tol[min(cfg.tols)]
+    # (over the points that succeeded at the smallest tolerance, as the NLL at h = 0)
+    ok_ref = ok[min(cfg.tols)]
+    nll_ref, coef_ref = (a[ok_ref] for a in per_tol[min(cfg.tols)])
     bw = _choose_bandwidth(samples[0.0])
-    kde0 = kde_log_density(samples[0.0], np.asarray(points), bw)
+    kde0 = kde_log_density(samples[0.0], np.asarray(points)[ok_ref], bw)
     finite = []
     for h in cfg.h_grid:
-        diff = -(kde_log_density(samples[float(h)], np.asarray(points), bw) - kde0)
+        diff = -(kde_log_density(samples[float(h)], np.asarray(points)[ok_ref], bw) - kde0)
         m, e = _mean_se(diff)
         pred, pred_e = _mean_se(h * coef_ref)
         finite.append({"h": float(h), "kde_delta_nll": m, "kde_delta_nll_err": e,
@@ -158,14 +181,30 @@ def _compute(cfg: Config, progress: bool) -> tuple[dict[str, Any], dict[str, Any
                      "paper_steps": PAPER_EPOCHS * -(-cfg.n_data // cfg.batch_size),
                      "network": "concat(x,t) -> 3 x [Dense 128 + swish] -> Dense 2",
                      "wkb_method": "adjoint (autodiff-equivalent sweep)",
-                     "errors": "standard error of the mean over the evaluation points",
+                     "errors": "standard error of the mean over the evaluation points that "
+                               "succeeded (see failed_points)",
                      "dtype": {"training_sampling": "float32", "likelihood": np.dtype(wide).name}},
-        "nll_h0": dict(zip(("value", "error"), _mean_se(nll_ref))),
+        "nll_h0": {**dict(zip(("value", "error"), _mean_se(nll_ref))), "n_points": int(ok_ref.sum())},
         "first_order_coefficient": {
-            f"tol={tol:g}": dict(zip(("value", "error"), _mean_se(per_tol[tol][1])))
+            f"tol={tol:g}": {**dict(zip(("value", "error"), _mean_se(per_tol[tol][1][ok[tol]]))),
+                             "n_points": int(ok[tol].sum())}
             for tol in cfg.tols},
-        "first_order_coefficient_quantiles": {f"tol={tol:g}": _quantiles(per_tol[tol][1])
+        "first_order_coefficient_quantiles": {f"tol={tol:g}": _quantiles(per_tol[tol][1][ok[tol]])
                                               for tol in cfg.tols},
+        "failed_points": {
+            "definition": "evaluation points whose probability-flow or WKB solve did not finish "
+                          "(max_steps, or the step size fell below its floor) or gave a non-finite "
+                          "value: in practice a trajectory that leaves the region the network was "
+                          "trained on and grows without bound. They are left out of every mean, error "
+                          "and quantile at that tolerance (nll_h0 and finite_h_kde: at the smallest "
+                          "tolerance); nll_h0 lists their NLL from the forward solve alone (null: "
+                          "not finite)",
+            "n_eval": cfg.n_eval, "max_steps": cfg.max_steps,
+            **{f"tol={tol:g}": {"count": int((~ok[tol]).sum()),
+                                "indices": np.flatnonzero(~ok[tol]).tolist(),
+                                "points": np.asarray(points)[~ok[tol]].tolist(),
+                                "nll_h0": per_tol[tol][0][~ok[tol]].tolist()}
+               for tol in cfg.tols}},
         "nll_h0_quantiles": _quantiles(nll_ref),
         "first_order_coefficient_definition": "NLL(h) = NLL(0) + h * coefficient + O(h^2), nats",
         "w2_vs_h": {"h": list(map(float, cfg.h_grid)), "w2": w2, "data_vs_data_floor": floor},
@@ -174,11 +213,13 @@ def _compute(cfg: Config, progress: bool) -> tuple[dict[str, Any], dict[str, Any
                   "coefficient_tol_1e-5": paper[4:6]},
         "training": {"steps": result.steps, "final_val_loss": result.history["val_loss"][-1]
                      if result.history["val_loss"] else None,
-                     "checkpoint": cfg.checkpoint, "resumed_from_step": result.resumed_step},
+                     "checkpoint": cfg.checkpoint, "resumed_from_step": result.resumed_step,
+                     "checkpoint_reused": result.resumed_step > 0},
         "timing_s": {"training": t_train, "likelihood": t_lik, "sampling_w2": t_w2},
     }
     arrays = {"data": np.asarray(data), "ref": ref, "samples": samples, "history": result.history,
-              "points": np.asarray(points), "nll": nll_ref, "coef": coef_ref}
+              "points": np.asarray(points), "nll": per_tol[min(cfg.tols)][0],
+              "coef": per_tol[min(cfg.tols)][1], "ok": ok_ref}
     return summary, arrays
 
 
@@ -190,6 +231,11 @@ def run(config: Config, out: str | os.PathLike[str] | ResultsDir | None = None, 
     (:func:`bayesqcd.report.results_dir`: a new or empty folder, or a
     :class:`~bayesqcd.report.ResultsDir` made with ``overwrite``), before any work.
 
+    The trained network is kept before the evaluation: in ``config.checkpoint``, or when that
+    is None and ``out`` is given, in ``OUT.ckpt/score.eqx`` beside the results folder. A rerun
+    into the same place reuses it instead of retraining (``summary["training"]`` says so); a
+    checkpoint of other settings (data, schedule, seed, optimiser) is refused before training.
+
     Returns:
         The summary: NLL at ``h = 0``, first-order coefficient per tolerance, W2 against ``h``,
         the finite-``h`` KDE check, the paper's numbers, training and timing.
@@ -198,6 +244,14 @@ def run(config: Config, out: str | os.PathLike[str] | ResultsDir | None = None, 
         raise TypeError("config must be a bayesqcd.studies.diffusion_path_integral.Config, "
                         f"got {type(config)}")
     out = results_dir(out)  # a bad results folder fails here, before any work
+    if config.checkpoint is None and out is not None:
+        ckpt = out.path.with_name(out.path.name + ".ckpt")
+        try:
+            ckpt.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"the checkpoint folder {str(ckpt)!r} beside --out cannot be created: "
+                             f"{err.strerror}") from None
+        config = dataclasses.replace(config, checkpoint=str(ckpt / "score.eqx"))
     summary, arrays = compute(config, progress=progress)
     if out is not None:
         with atomic_results_dir(out) as tmp:

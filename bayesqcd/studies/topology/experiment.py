@@ -168,6 +168,7 @@ def run_experiment(config: Config, *, progress: bool = True) -> dict[str, Any]:
         "rotations": c.rotations, "pose_dims": c.pose_dims, "invariance": c.invariance,
         "frame": c.frame, "extent": c.extent, "stroke_sigma": c.stroke_sigma,
         "steps": result.steps,
+        "checkpoint": c.checkpoint, "resumed_from_step": result.resumed_step,
         "final_train_loss": history["train_loss"][-1] if history["train_loss"] else None,
         "final_val_loss": history["val_loss"][-1] if history["val_loss"] else None,
         "initial_val_loss": float(eqx.filter_jit(reconstruction_loss)(ConvAutoencoder(

@@ -18,7 +18,11 @@ def test_cli_writes_summary_and_figures(tmp_path):
     assert s["paper"]["nll_h0"] == [-1.71, 0.02]
     for f in s["figures"]:
         assert (out / f).stat().st_size > 1000
-    assert [p.name for p in tmp_path.iterdir()] == ["res"]  # no temporary folder left
+    # no temporary folder left; the trained network is kept beside the results (OUT.ckpt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res", "res.ckpt"]
+    assert (tmp_path / "res.ckpt" / "score.eqx").exists()
+    assert s["training"]["checkpoint"] == str(tmp_path / "res.ckpt" / "score.eqx")
+    assert s["failed_points"]["tol=0.0001"]["count"] == 0
 
 
 def test_cli_refuses_bad_input(tmp_path, capsys):

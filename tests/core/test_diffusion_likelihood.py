@@ -54,6 +54,31 @@ def test_bad_likelihood_arguments():
         wkb_log_likelihood(score, sde, POINTS[0], method="central")
     with pytest.raises(ValueError, match="rtol"):
         log_likelihood(score, sde, POINTS[0], rtol=0.0)
+    with pytest.raises(ValueError, match="max_steps"):
+        wkb_log_likelihood(score, sde, POINTS[0], max_steps=0)
+
+
+def test_a_failing_point_gives_nan_and_leaves_the_others_alone():
+    """A score that explodes right of x = 10 (PF drift ~ 1e5 t x) overflows the solve of a point
+    there: with throw=False that point is NaN, the others are unchanged; with throw=True the
+    solve raises at once (collapsed step size), not after max_steps."""
+    sde = Simple()
+    exact = MixtureScore(MIX, sde)
+    score = lambda x, t: exact(x, t) - 1e4 * x * (x[0] > 10.0)
+    pts = jnp.concatenate([POINTS[:2], jnp.array([[12.0, 0.0]])])
+    wkb = lambda throw: jax.jit(jax.vmap(lambda p: wkb_log_likelihood(
+        score, sde, p, rtol=1e-4, atol=1e-4, throw=throw)))
+    lq0, c1 = wkb(False)(pts)
+    assert np.all(np.isfinite(lq0[:2])) and np.all(np.isfinite(c1[:2]))
+    assert np.isnan(lq0[2]) and np.isnan(c1[2])
+    ref_lq0, ref_c1 = wkb(True)(pts[:2])
+    np.testing.assert_allclose(lq0[:2], ref_lq0, rtol=1e-12)
+    np.testing.assert_allclose(c1[:2], ref_c1, rtol=1e-12)
+    with pytest.raises(Exception, match="minimum step size"):
+        wkb(True)(pts)
+    ll = jax.jit(jax.vmap(lambda p: log_likelihood(score, sde, p, rtol=1e-4, atol=1e-4,
+                                                   throw=False)))(pts)
+    assert np.all(np.isfinite(ll[:2])) and np.isnan(ll[2])
 
 
 # The paper's 1-D analytic model: data N(0, v0), f = -beta x/2, g = sqrt(beta),
