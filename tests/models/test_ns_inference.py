@@ -154,8 +154,11 @@ def test_results_folder_contents(tmp_path, real, prior_idata):
 
 
 def test_interrupted_run_leaves_no_partial_folder(tmp_path, real, prior_idata, monkeypatch):
+    from bayesqcd.report import MARKER, ResultsDir
+
     out = tmp_path / "res"
     out.mkdir()
+    (out / MARKER).write_text("{}")  # an earlier bayesqcd result, replaced only on success
     (out / "old.txt").write_text("previous results")
 
     def interrupted(*args, **kwargs):
@@ -163,7 +166,7 @@ def test_interrupted_run_leaves_no_partial_folder(tmp_path, real, prior_idata, m
 
     monkeypatch.setattr(ns_report, "plot_r14", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        ns_report.write_results(out, prior_idata, observations=real[0])
+        ns_report.write_results(ResultsDir(out, overwrite=True), prior_idata, observations=real[0])
     assert [p.name for p in tmp_path.iterdir()] == ["res"]  # no temporary folder left behind
     assert (out / "old.txt").read_text() == "previous results"  # the old results are untouched
 
