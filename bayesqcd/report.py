@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bayesqcd.intervals import credible_band, credible_interval
+from bayesqcd.intervals import credible_band, credible_interval  # noqa: F401 (re-exported)
 
 
 MARKER = ".bayesqcd-results"

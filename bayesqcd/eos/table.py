@@ -31,7 +31,6 @@ Units: eps, p in km^-2 (geometrized, G = c = 1); n in fm^-3; h, t, lam dimension
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
