@@ -1,6 +1,7 @@
 """Credible intervals and pointwise bands of posterior draws (plain numpy; no plotting).
 
-Used by the spectral metrics (core) and by :mod:`bayesqcd.report`, which re-exports both.
+Used by the spectral metrics (core) and by :mod:`bayesqcd.report` (which re-exports them and
+builds :func:`bayesqcd.report.compare` on them).
 """
 
 from __future__ import annotations
@@ -39,3 +40,13 @@ def credible_band(draws: Any, levels: tuple[float, ...] = (0.68, 0.95), min_fini
             lo, hi = np.nanquantile(x, [(1 - level) / 2, (1 + level) / 2], axis=0)
             out[level] = (np.where(enough, lo, np.nan), np.where(enough, hi, np.nan))
     return out
+
+
+def interval_overlap(a: tuple[Any, Any], b: tuple[Any, Any]) -> np.ndarray:
+    """|A n B| / |A u B| of intervals A = [a_lo, a_hi], B = [b_lo, b_hi], elementwise, in [0, 1].
+
+    1 for identical intervals (also two identical points), 0 for disjoint ones.
+    """
+    inter = np.clip(np.minimum(a[1], b[1]) - np.maximum(a[0], b[0]), 0.0, None)
+    union = np.maximum(a[1], b[1]) - np.minimum(a[0], b[0])
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 1.0)

@@ -1,82 +1,123 @@
-"""Benchmark: the default real-data neutron-star EoS inference, NUTS against SVI.
+"""Benchmark: the main job (``bayesqcd ns-eos``) against the target and the earlier default.
 
-    python benchmarks/ns_inference.py                 # 4 chains x 1000 draws (500 warm-up)
-    python benchmarks/ns_inference.py --samples 300   # shorter
+    python benchmarks/ns_inference.py                   # reference, cold and warm runs
+    python benchmarks/ns_inference.py --skip-reference  # only the default, cold and warm
+    python benchmarks/ns_inference.py --mock SLy        # mock recovery (10 sources) instead
 
-Runs the same model as ``bayesqcd ns-eos`` on its embedded defaults (shipped observations,
-5 c_s^2 segments) and prints, for NUTS: wall time (compilation included), max R-hat, min
-bulk ESS over the EoS parameters, ESS per second and the fraction of divergent
-transitions, against the target (4 x 1000 draws in < 180 s on 2 CPU cores, R-hat <= 1.01,
-bulk ESS >= 400, < 1% divergences); for SVI (full-rank guide): wall time, importance-
-sampling ESS of its draws (from the log weights p/q), ESS per second and Pareto k; then the
-headline posteriors of both and the ratios, last.
+Runs the command three times, each in a fresh process, as a user would:
+
+1. the reference: the earlier settings, 4 chains x 1000 draws after 500 warm-up (``--ess 0
+   --warmup 500 --samples 1000``), without the compilation cache;
+2. the default (``--ess 400``: stop at a bulk ESS of 400 over the c_s^2 parameters), with an
+   empty compilation cache (cold);
+3. the default again, with the cache the second run filled (warm).
+
+Prints per run: wall time (process start to exit), compile / warm-up / sampling time, gradient
+evaluations (leapfrog steps), max R-hat, min bulk ESS, divergences and ESS per second; then
+the ratios (wall / 180 s target, warm wall / 90 s target, ESS/s against the reference, compile
+cold / warm) and the posteriors of R_1.4, M_TOV and Lambda_1.4 (median and 68% bounds) of the
+default against the reference, with the Monte-Carlo error of the medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
-# Chains run in parallel on the CPU cores (set before JAX starts).
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count="
-                               + str(min(4, os.cpu_count() or 1))).strip()
+import numpy as np
 
-import numpy as np  # noqa: E402
+TARGET_COLD_S = 180.0
+TARGET_WARM_S = 90.0
+
+
+def run_command(out: Path, flags: list[str], cache: Path | None) -> dict:
+    """Run ``bayesqcd ns-eos`` in a new process; returns its summary.json with the process wall time."""
+    env = dict(os.environ)
+    if cache is None:
+        env["BAYESQCD_COMPILE_CACHE"] = "0"
+    else:
+        env.pop("BAYESQCD_COMPILE_CACHE", None)
+        env["BAYESQCD_CACHE_DIR"] = str(cache)
+    cmd = [sys.executable, "-m", "bayesqcd.cli", "ns-eos", "--out", str(out), "--no-progress", *flags]
+    print("$", " ".join(cmd[2:]), flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env)
+    wall = time.perf_counter() - start
+    summary = json.loads((out / "summary.json").read_text())
+    summary["process_wall_s"] = wall
+    return summary
+
+
+def medians_mc_error(folder: Path, name: str) -> float:
+    """Monte-Carlo standard error of the median of ``name`` (ArviZ's mcse)."""
+    import arviz as az
+
+    idata = az.from_netcdf(str(folder / "posterior.nc"))
+    return float(az.mcse(idata.posterior[[name]], method="median")[name].values)
+
+
+def describe(label: str, s: dict) -> float:
+    t, d = s["settings"]["timing_s"], s["diagnostics"]
+    ess_s = d["min_ess_bulk"] / s["process_wall_s"]
+    print(f"\n{label}")
+    print(f"  wall (process)     {s['process_wall_s']:8.1f} s")
+    print(f"  compile            {t['compile_time_s']:8.1f} s   initial values {t['init_time_s']:.1f} s")
+    print(f"  warm-up / sampling {t['warmup_time_s']:8.1f} s / {t['sampling_time_s']:.1f} s "
+          f"({t['num_samples']} draws per chain, stopped by {t['stopped_by']})")
+    n_draws = d["n_chains"] * d["n_draws"]
+    print(f"  gradients          {t['gradient_evaluations']:8d}     ({t['gradient_evaluations'] / n_draws:.1f} per kept draw)")
+    print(f"  max R-hat          {d['max_rhat']:8.4f}     min bulk ESS {d['min_ess_bulk']:.0f}, "
+          f"divergent {100 * d['divergent_fraction']:.2f}%")
+    print(f"  ESS per second     {ess_s:8.2f}", flush=True)
+    return ess_s
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--warmup", type=int, default=500)
-    p.add_argument("--samples", type=int, default=1000)
-    p.add_argument("--svi-steps", type=int, default=2000)
+    p.add_argument("--skip-reference", action="store_true", help="do not run the 4 x 1000 reference")
+    p.add_argument("--mock", metavar="EOS", help="mock observations (10 sources) from this EoS instead of the real data")
     args = p.parse_args(argv)
-
-    import jax
-
-    import bayesqcd
-    from bayesqcd.data import load_observations
-    from bayesqcd.inference import diagnostics
-    from bayesqcd.studies.neutron_star import infer
-    from bayesqcd.studies.neutron_star import report as ns_report
-
-    bayesqcd.enable_x64()
-
-    obs = load_observations()
-    print(f"devices: {jax.local_device_count()} x {jax.devices()[0].platform}; "
-          f"{args.chains} chains x {args.samples} draws ({args.warmup} warm-up)", flush=True)
-    nuts = infer(obs, method="nuts", chains=args.chains, warmup=args.warmup, samples=args.samples, progress=False)
-    d = diagnostics(nuts, ns_report.parameter_names(nuts))
-    t_nuts = nuts.posterior.attrs["wall_time_s"]
-    n_div = d["divergences"] / (d["n_chains"] * d["n_draws"])
-    print("\nNUTS (default run)")
-    print(f"  wall time          {t_nuts:8.1f} s    target < 180 s")
-    print(f"  max R-hat          {d['max_rhat']:8.4f}      target <= 1.01")
-    print(f"  min bulk ESS       {d['min_ess_bulk']:8.0f}      target >= 400")
-    print(f"  divergent          {100 * n_div:8.2f} %    target < 1%")
-    print(f"  ESS per second     {d['min_ess_bulk'] / t_nuts:8.2f}", flush=True)
-    svi = infer(obs, method="svi", svi_steps=args.svi_steps, samples=4000, progress=False)
-    t_svi = svi.posterior.attrs["wall_time_s"]
-    lw = np.asarray(svi.sample_stats["log_weight"]).ravel()
-    lw = lw[np.isfinite(lw)]
-    w = np.exp(lw - lw.max())
-    ess_svi = float(w.sum() ** 2 / (w**2).sum())
-    print("SVI (full-rank guide)")
-    print(f"  wall time          {t_svi:8.1f} s")
-    print(f"  IS ESS of 4000     {ess_svi:8.0f}      Pareto k {svi.posterior.attrs['pareto_k']:.2f}")
-    print(f"  ESS per second     {ess_svi / t_svi:8.2f}")
-    print("\nposterior medians [68%]      NUTS                     SVI")
-    hn, hs = ns_report.headline(nuts), ns_report.headline(svi)
-    for name in ns_report.HEADLINE:
-        a, b = hn[name], hs[name]
-        print(f"  {name:11s} {a['median']:8.3f} [{a['ci68'][0]:.3f}, {a['ci68'][1]:.3f}]"
-              f"   {b['median']:8.3f} [{b['ci68'][0]:.3f}, {b['ci68'][1]:.3f}]")
-    print("\nratios")
-    print(f"  NUTS wall / target 180 s      {t_nuts / 180:.2f}")
-    print(f"  NUTS wall / SVI wall          {t_nuts / t_svi:.2f}")
-    print(f"  SVI ESS/s / NUTS ESS/s        {(ess_svi / t_svi) / (d['min_ess_bulk'] / t_nuts):.2f}")
+    data = ["--mock", args.mock, "--n-obs", "10"] if args.mock else []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        runs = {}
+        if not args.skip_reference:
+            runs["reference"] = run_command(tmp / "reference", [*data, "--ess", "0", "--warmup", "500",
+                                                                "--samples", "1000"], None)
+        runs["cold"] = run_command(tmp / "cold", data, tmp / "cache")
+        runs["warm"] = run_command(tmp / "warm", data, tmp / "cache")
+        ess_s = {k: describe({"reference": "reference: 4 x 1000 draws after 500 warm-up, no cache",
+                              "cold": "default (--ess 400), empty compilation cache",
+                              "warm": "default (--ess 400), warm compilation cache"}[k], s)
+                 for k, s in runs.items()}
+        cold, warm = runs["cold"], runs["warm"]
+        print("\nratios")
+        print(f"  default wall (cold) / {TARGET_COLD_S:.0f} s target   {cold['process_wall_s'] / TARGET_COLD_S:.2f}")
+        print(f"  default wall (warm) / {TARGET_WARM_S:.0f} s target    {warm['process_wall_s'] / TARGET_WARM_S:.2f}")
+        tc, tw = cold["settings"]["timing_s"]["compile_time_s"], warm["settings"]["timing_s"]["compile_time_s"]
+        print(f"  compile cold / warm                 {tc:.1f} s / {tw:.1f} s = {tc / tw:.1f}")
+        if "reference" in runs:
+            ref = runs["reference"]
+            print(f"  ESS/s default (cold) / reference    {ess_s['cold'] / ess_s['reference']:.2f}")
+            print(f"  ESS/s default (warm) / reference    {ess_s['warm'] / ess_s['reference']:.2f}")
+            print(f"  wall reference / default (cold)     {ref['process_wall_s'] / cold['process_wall_s']:.2f}")
+            print("\nposterior: median [68%]      reference (4 x 1000)          default (cold)       "
+                  "median difference / MC error")
+            for name, h in ref["headline"].items():
+                g = cold["headline"][name]
+                err = np.hypot(medians_mc_error(tmp / "reference", name), medians_mc_error(tmp / "cold", name))
+                print(f"  {name:11s} {h['median']:9.3f} [{h['ci68'][0]:.3f}, {h['ci68'][1]:.3f}]   "
+                      f"{g['median']:9.3f} [{g['ci68'][0]:.3f}, {g['ci68'][1]:.3f}]   "
+                      f"{(g['median'] - h['median']) / err:+.1f}")
+        if args.mock:
+            print("\ntruth inside the 90% interval: " + ", ".join(
+                f"{n} {h.get('truth_in_ci90')}" for n, h in cold["headline"].items()))
     return 0
 
 

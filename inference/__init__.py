@@ -7,6 +7,9 @@ any NumPyro model -- a user's as much as ours -- and its arguments:
 * :func:`sample_posterior` (:mod:`.score_posterior`): score-based (diffusion) posterior sampling;
 * :mod:`.flow`: reverse-KL training of a normalizing flow and independence Metropolis;
 * :mod:`.regression`: amortized regression (MLP ensembles, polynomials) with augmentation;
+* :func:`simulate` (:mod:`.simulation`), :func:`fit_regression`, :func:`fit_npe` (:mod:`.amortized`),
+  :func:`calibrate` (:mod:`.calibration`): simulations of any model, amortized regression and
+  neural posterior estimation with data augmentation, simulation-based calibration;
 * :mod:`.optimize`: MAP estimates (multi-start, Gauss-Newton), Laplace evidence, NUTS chains
   from given starting points;
 * :mod:`.results`: InferenceData from raw draws, diagnostics (R-hat, ESS, divergences).
@@ -44,6 +47,16 @@ _EXPORTS = {
     "check_diagnostics": ".results",
     "set_attrs": ".results",
     "DiagnosticsWarning": ".results",
+    "simulate": ".simulation",
+    "Simulations": ".simulation",
+    "fit_regression": ".amortized",
+    "FittedRegression": ".amortized",
+    "fit_npe": ".amortized",
+    "FittedNPE": ".amortized",
+    "MAF": ".amortized",
+    "Coupling": ".amortized",
+    "calibrate": ".calibration",
+    "Calibration": ".calibration",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,61 +1,123 @@
 """NumPyro NUTS for any NumPyro model, returning :class:`arviz.InferenceData`.
 
-Chains are laid out on the available devices automatically:
+The sampler runs NumPyro's NUTS kernel in chunks of iterations, one compiled program for
+every chunk, so that it can
 
-* one device: all chains vectorized (``vmap``) in one program;
-* ``D > 1`` devices and ``C <= D`` chains: one chain per device (``pmap``);
-* ``D > 1`` devices and ``C`` a multiple of ``D``: ``C / D`` vectorized chains per device.
+* show progress (iterations, divergences, effective sample size) whatever the chain layout;
+* stop when the effective sample size the user asks for is reached (``ess_target``) instead
+  of after a fixed number of draws;
+* report compilation, warm-up and sampling time separately.
 
-On CPU, several host devices are made with
-``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (set before JAX starts); the
-same code then spreads chains over several GPUs.
+Chains are laid out on the available devices automatically (:func:`chain_layout`): one
+device runs all chains vectorized (``vmap``); ``D > 1`` devices run ``C / D`` vectorized
+chains each (``jax.shard_map`` over a one-dimensional mesh, no communication between
+devices). On CPU, several host devices are made with
+``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (set before JAX starts); the same
+code spreads chains over several GPUs. Chain ``c`` always uses the ``c``-th key split from
+``key``, so the draws do not depend on the layout.
+
+After :func:`bayesqcd.inference.distributed.initialize`, the devices are those of all
+processes (hosts): every process makes the same call, computes the initial values of all
+chains and hands its devices their shards; the statistics of every chunk are gathered on
+every process, so each returns the same InferenceData (write it from process 0 only).
+The chains must then fill every device (``num_chains`` a multiple of ``jax.device_count()``).
+With one process nothing of this happens.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import arviz as az
+import equinox as eqx
 import jax
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
-from numpyro.infer import MCMC, NUTS, init_to_median
+from numpyro.infer import NUTS, init_to_median
+from tqdm.auto import tqdm
 
-from .results import check_diagnostics, set_attrs
+from .distributed import gather, global_mesh, shard_like
+from .results import add_posterior_predictive, check_diagnostics, idata_from_samples, set_attrs
+
+CHUNK: int = 25
+"""Default iterations per compiled chunk (the progress bar moves once per chunk)."""
+RHAT_STOP: float = 1.01
+"""R-hat below which an ``ess_target`` run may stop (Vehtari et al. 2021)."""
 
 
-def chain_layout(num_chains: int, n_devices: int | None = None) -> str | Callable:
-    """How :func:`run_nuts` maps ``num_chains`` chains onto ``n_devices`` devices.
+def chain_layout(num_chains: int, n_devices: int | None = None) -> int:
+    """Number of devices :func:`run_nuts` spreads ``num_chains`` chains over.
 
-    Returns ``"vectorized"``, ``"parallel"`` or a callable transform that ``pmap``s over
-    devices and ``vmap``s the chains within each device.
+    All chains on one device when there is one device (or one chain); one chain per device
+    for ``C <= D`` chains; otherwise ``C / D`` chains per device. ``D`` defaults to the devices
+    of all processes (``jax.device_count()``); with several processes every device is used.
 
     Raises:
-        ValueError: when ``num_chains`` exceeds the device count and is not a multiple of it.
+        ValueError: when ``num_chains < 1``, or it exceeds the device count and is not a
+            multiple of it, or (several processes) it is not a multiple of the device count.
     """
-    d = jax.local_device_count() if n_devices is None else n_devices
+    d = jax.device_count() if n_devices is None else n_devices
     if num_chains < 1:
         raise ValueError(f"num_chains = {num_chains} must be >= 1")
+    if n_devices is None and jax.process_count() > 1:
+        if num_chains % d:
+            raise ValueError(f"num_chains = {num_chains} must be a multiple of the {d} devices of the "
+                             f"{jax.process_count()} processes (every process runs chains)")
+        return d
     if d == 1 or num_chains == 1:
-        return "vectorized"
+        return 1
     if num_chains <= d:
-        return "parallel"
+        return num_chains
     if num_chains % d:
         raise ValueError(
             f"num_chains = {num_chains} cannot be split evenly over {d} devices; "
             f"use a multiple of {d} (or at most {d} chains)"
         )
+    return d
 
-    def pmap_of_vmap(fn: Callable) -> Callable:
-        def mapped(args: Any) -> Any:
-            split = jax.tree.map(lambda x: x.reshape(d, num_chains // d, *x.shape[1:]), args)
-            out = jax.pmap(jax.vmap(fn))(split)
-            return jax.tree.map(lambda x: x.reshape(num_chains, *x.shape[2:]), out)
 
-        return mapped
+def _chunk_program(kernel: NUTS, static: Any, length: int, n_dev: int, vectorized: bool) -> Callable:
+    """``(state, dynamic model arguments) -> (state, per-iteration statistics)`` for ``length``
+    iterations of ``kernel``, jitted and (with ``n_dev > 1``) sharded over the chain axis."""
 
-    return pmap_of_vmap
+    def chunk(state: Any, dynamic: Any) -> tuple[Any, dict[str, Any]]:
+        args, kwargs = eqx.combine(dynamic, static)
+
+        def body(s: Any, _: Any) -> tuple[Any, dict[str, Any]]:
+            s = kernel.sample(s, args, kwargs)
+            return s, {
+                "z": s.z,
+                "potential_energy": s.potential_energy,
+                "energy": s.energy,
+                "diverging": s.diverging,
+                "num_steps": s.num_steps,
+                "accept_prob": s.accept_prob,
+                "step_size": s.adapt_state.step_size,
+            }
+
+        return jax.lax.scan(body, state, None, length=length)
+
+    if n_dev > 1:
+        chunk = jax.shard_map(chunk, mesh=global_mesh(n_dev), in_specs=(P("chain"), P()),
+                              out_specs=(P("chain"), P(None, "chain")), check_vma=False)
+    return jax.jit(chunk)
+
+
+def _min_ess_max_rhat(z: dict[str, np.ndarray], names: Sequence[str]) -> tuple[float, float]:
+    """Min bulk ESS and max R-hat over ``names`` of draws ``(chain, draw, ...)`` (unconstrained:
+    both are rank-based, so invariant under the monotone transforms to the constrained space)."""
+    ds = az.convert_to_dataset({n: z[n] for n in names})
+    ess = az.ess(ds, method="bulk")
+    ess_min = float(min(np.nanmin(ess[n].values) for n in names))
+    if next(iter(z.values())).shape[0] < 2:
+        return ess_min, float("nan")
+    rhat = az.rhat(ds)
+    return ess_min, float(max(np.nanmax(rhat[n].values) for n in names))
 
 
 def run_nuts(
@@ -70,9 +132,12 @@ def run_nuts(
     dense_mass: bool = False,
     forward_mode: bool = False,
     init_strategy: Callable | None = None,
+    ess_target: float | None = None,
+    chunk_size: int = CHUNK,
     progress: bool = True,
     check: bool = True,
     var_names: Sequence[str] | None = None,
+    posterior_predictive: bool = False,
     **model_kwargs: Any,
 ) -> az.InferenceData:
     """Sample the posterior of a NumPyro ``model`` with NUTS.
@@ -81,7 +146,8 @@ def run_nuts(
         model: a NumPyro model (a plain function with ``numpyro.sample`` sites).
         model_args, model_kwargs: passed to ``model``.
         key: a ``jax.random`` key.
-        num_warmup, num_samples: adaptation and kept iterations per chain.
+        num_warmup: adaptation iterations per chain (step size and mass matrix).
+        num_samples: kept draws per chain; with ``ess_target``, the most draws per chain.
         num_chains: independent chains (see the module docstring for the device layout).
         target_accept: NUTS target acceptance probability (raise it to remove divergences).
         max_tree_depth: maximal tree depth (at most ``2**max_tree_depth`` leapfrog steps).
@@ -90,22 +156,48 @@ def run_nuts(
             when the model differentiates an ODE solve in forward mode, and cheaper when
             the parameters are few.
         init_strategy: NumPyro init strategy (default: the prior median).
-        progress: show NumPyro's progress bar.
+        ess_target: stop sampling once the minimum bulk effective sample size over
+            ``var_names`` reaches this and R-hat <= 1.01 (checked after every chunk), or at
+            ``num_samples``; ``None`` draws ``num_samples``.
+        chunk_size: iterations per compiled chunk (progress and the ESS check move per chunk).
+        progress: show a progress bar (iterations; divergences and ESS so far).
         check: warn with :class:`~bayesqcd.inference.results.DiagnosticsWarning` on
-            divergences, R-hat > 1.01 or small ESS (over ``var_names``, default all sampled sites).
-        var_names: variables the convergence checks look at (default: the sampled sites).
+            divergences, R-hat > 1.01 or small ESS (over ``var_names``).
+        var_names: sampled sites the ESS target and the checks look at (default: all).
+        posterior_predictive: also draw the observed sites given each posterior draw
+            (group ``posterior_predictive``).
 
     Returns:
         InferenceData with ``posterior`` (sampled and deterministic sites),
-        ``sample_stats`` (``diverging``, ``lp``, tree depth, step size, ...),
-        ``observed_data`` and ``log_likelihood``; ``attrs`` hold the engine settings,
-        ``wall_time_s`` (including compilation) and the diagnostics.
+        ``sample_stats`` (``diverging``, ``lp``, ``n_steps``, ``tree_depth``, ``step_size``,
+        ``acceptance_rate``, ``energy``), ``observed_data`` and ``log_likelihood`` (for
+        observed sites); ``attrs`` hold the settings, ``wall_time_s`` (everything),
+        ``compile_time_s``, ``init_time_s``, ``warmup_time_s``, ``sampling_time_s``,
+        ``gradient_evaluations`` (leapfrog steps, warm-up included), ``stopped_by``
+        (``"ess_target"`` or ``"num_samples"``), ``n_devices``, ``n_processes``,
+        ``gather_time_s`` (collecting every chunk's statistics once computed: a
+        device-to-host copy with one process; with several, the all-gather including its
+        one-off compilation and the wait for the slowest process) and the diagnostics.
+
+    Raises:
+        ValueError: for iteration counts, ``target_accept``, ``ess_target`` or ``chunk_size``
+            outside their ranges, or chains that cannot be split over the devices.
     """
-    for name, value, low in (("num_warmup", num_warmup, 0), ("num_samples", num_samples, 1)):
+    for name, value, low in (("num_warmup", num_warmup, 0), ("num_samples", num_samples, 1),
+                             ("chunk_size", chunk_size, 1)):
         if int(value) < low:
             raise ValueError(f"{name} = {value} must be >= {low}")
     if not 0.0 < target_accept < 1.0:
         raise ValueError(f"target_accept = {target_accept} must lie in (0, 1)")
+    if ess_target is not None and not ess_target > 0:
+        raise ValueError(f"ess_target = {ess_target} must be > 0 (or None for a fixed number of draws)")
+    num_warmup, num_samples, num_chains = int(num_warmup), int(num_samples), int(num_chains)
+    n_dev = chain_layout(num_chains)
+    progress = progress and jax.process_index() == 0  # one progress bar for all processes
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
+    start = time.perf_counter()
+    say(f"NUTS: {num_chains} chain{'s' * (num_chains > 1)} on {n_dev} device{'s' * (n_dev > 1)}; "
+        "finding initial values...")
     kernel = NUTS(
         model,
         target_accept_prob=target_accept,
@@ -114,35 +206,115 @@ def run_nuts(
         forward_mode_differentiation=forward_mode,
         init_strategy=init_strategy or init_to_median(num_samples=15),
     )
-    mcmc = MCMC(
-        kernel,
-        num_warmup=int(num_warmup),
-        num_samples=int(num_samples),
-        num_chains=int(num_chains),
-        chain_method=chain_layout(int(num_chains)),
-        progress_bar=progress,
-    )
-    start = time.perf_counter()
-    mcmc.run(key, *model_args, extra_fields=("diverging", "num_steps"), **model_kwargs)
-    jax.block_until_ready(mcmc.get_samples())
+    # one chain: no vmap (batched small LAPACK solves can stall XLA's CPU thread pool)
+    vectorized = num_chains > 1
+    keys = jax.random.split(key, num_chains) if vectorized else key
+    dynamic, static = eqx.partition((model_args, model_kwargs), eqx.is_array)
+    # one compiled program (cached on disk with the compilation cache) instead of op by op
+    state = jax.jit(lambda k, dyn: kernel.init(k, num_warmup, None, *eqx.combine(dyn, static)))(keys, dynamic)
+    bad = np.flatnonzero(~np.isfinite(np.atleast_1d(np.asarray(state.potential_energy))))
+    if bad.size:
+        raise RuntimeError(f"Cannot find valid initial parameters for chain(s) {bad.tolist()}: the model's "
+                           "log density or its gradient is not finite at the initial values; check the "
+                           "model, the data and init_strategy")
+    n_proc = jax.process_count()
+    if n_proc > 1:  # every process holds all initial values; each hands over its shards
+        mesh = global_mesh(n_dev)
+        state = shard_like(state, mesh, P("chain"))
+        dynamic = shard_like(dynamic, mesh, P())
+    elif n_dev > 1:
+        state = jax.device_put(state, NamedSharding(global_mesh(n_dev), P("chain")))
+    t_init = time.perf_counter() - start
+
+    length = min(int(chunk_size), num_warmup + num_samples)
+    t0 = time.perf_counter()
+    say(f"NUTS: compiling the sampler (initial values in {t_init:.0f} s)...")
+    program = _chunk_program(kernel, static, length, n_dev, vectorized).lower(state, dynamic).compile()
+    t_compile = time.perf_counter() - t0
+    say(f"NUTS: compiled in {t_compile:.0f} s")
+
+    total = num_warmup + num_samples
+    chunks: list[dict[str, np.ndarray]] = []
+    done, n_div, ess_min, rhat_max, stopped_by = 0, 0, float("nan"), float("nan"), "num_samples"
+    t_warm, t_gather = 0.0, 0.0
+    names = None if var_names is None else list(var_names)
+    bar = tqdm(total=total, desc="NUTS warm-up" if num_warmup else "NUTS", disable=not progress,
+               unit="it", leave=True)
+    t0 = time.perf_counter()
+    while done < total:
+        state, stats = program(state, dynamic)
+        jax.block_until_ready(stats)  # time the gathering alone, not the chunk it waits for
+        t1 = time.perf_counter()
+        stats = gather(stats)
+        t_gather += time.perf_counter() - t1
+        if not vectorized:  # (T, ...) -> (T, 1, ...)
+            stats = jax.tree.map(lambda a: a[:, None], stats)
+        chunks.append(stats)
+        before, done = done, done + length
+        if before < num_warmup <= done:
+            t_warm = time.perf_counter() - t0
+            bar.set_description("NUTS sampling")
+        kept = done - num_warmup
+        if kept > 0:
+            n_div += int(stats["diverging"][max(num_warmup - before, 0):].sum())
+            postfix = {"divergent": n_div}
+            if ess_target is not None:
+                z = {k: np.swapaxes(np.concatenate([c["z"][k] for c in chunks])[num_warmup:done], 0, 1)
+                     for k in chunks[0]["z"]}
+                ess_min, rhat_max = _min_ess_max_rhat(z, names or sorted(z))
+                postfix["min_ess"] = f"{ess_min:.0f}/{ess_target:.0f}"
+                if ess_min >= ess_target and not rhat_max > RHAT_STOP and kept >= min(num_samples, max(2 * length, 50)):
+                    stopped_by = "ess_target"
+            bar.set_postfix(postfix, refresh=False)
+        bar.update(min(done, total) - before)
+        if stopped_by == "ess_target":
+            break
+    bar.close()
+    t_run = time.perf_counter() - t0
+    n_kept = min(done, total) - num_warmup
+    stats = {k: np.concatenate([c[k] for c in chunks]) for k in ("potential_energy", "energy", "diverging",
+                                                                  "num_steps", "accept_prob", "step_size")}
+    z_all = {k: np.concatenate([c["z"][k] for c in chunks]) for k in chunks[0]["z"]}
+    n_grad = int(stats["num_steps"][: num_warmup + n_kept].sum())
+    draws = slice(num_warmup, num_warmup + n_kept)
+    z = {k: np.swapaxes(v[draws], 0, 1) for k, v in z_all.items()}  # (chain, draw, ...)
+    stats = {k: np.swapaxes(v[draws], 0, 1) for k, v in stats.items()}
+    sample_stats = {
+        "diverging": stats["diverging"],
+        "lp": -stats["potential_energy"],
+        "energy": stats["energy"],
+        "n_steps": stats["num_steps"],
+        "tree_depth": np.ceil(np.log2(stats["num_steps"] + 1)).astype(int),
+        "acceptance_rate": stats["accept_prob"],
+        "step_size": stats["step_size"],
+    }
+    postprocess = kernel.postprocess_fn(model_args, model_kwargs)
+    idata = idata_from_samples(model, postprocess, z, sample_stats, model_args, model_kwargs)
+    if posterior_predictive:
+        add_posterior_predictive(idata, model, jax.random.fold_in(key, 1), model_args, model_kwargs)
     wall = time.perf_counter() - start
-    idata = az.from_numpyro(mcmc)
-    if var_names is None:  # the sampled sites (the keys of the unconstrained state)
-        var_names = sorted(mcmc.last_state.z)
-    set_attrs(
-        idata,
-        {
-            "engine": "nuts",
-            "num_chains": int(num_chains),
-            "num_warmup": int(num_warmup),
-            "num_samples": int(num_samples),
-            "target_accept": float(target_accept),
-            "wall_time_s": float(wall),
-            "n_devices": int(min(jax.local_device_count(), num_chains)),
-        },
-    )
+    set_attrs(idata, {
+        "engine": "nuts",
+        "num_chains": num_chains,
+        "num_warmup": num_warmup,
+        "num_samples": int(n_kept),
+        "max_num_samples": num_samples,
+        "ess_target": float(ess_target) if ess_target is not None else float("nan"),
+        "stopped_by": stopped_by,
+        "target_accept": float(target_accept),
+        "wall_time_s": float(wall),
+        "init_time_s": float(t_init),
+        "compile_time_s": float(t_compile),
+        "warmup_time_s": float(t_warm),
+        "sampling_time_s": float(t_run - t_warm),
+        "gradient_evaluations": n_grad,
+        "n_devices": n_dev,
+        "n_processes": n_proc,
+        "gather_time_s": float(t_gather),
+    })
+    if var_names is None:
+        var_names = sorted(z)
     if check:
         diag = check_diagnostics(idata, var_names)
         set_attrs(idata, {f"diag_{k}": v for k, v in diag.items()})
     return idata
-

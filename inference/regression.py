@@ -219,7 +219,8 @@ class MLPRegressor:
     Attributes:
         width, depth: hidden units per layer and number of hidden layers.
         n_members: networks in the ensemble (their spread estimates the model uncertainty).
-        output: ``"sigmoid"`` (outputs in (0, 1), e.g. c_s^2) or ``"linear"``.
+        output: ``"sigmoid"`` (outputs in (0, 1), e.g. c_s^2; :meth:`fit` refuses targets
+            outside [0, 1], which a sigmoid cannot reach) or ``"linear"``.
         activation: hidden activation (``"silu"``, ``"tanh"`` or ``"relu"``).
         n_steps, batch_size, learning_rate: Adam with cosine decay to 1% over ``n_steps``.
         eval_every, patience: validation cadence and early-stopping patience (evaluations);
@@ -268,6 +269,12 @@ class MLPRegressor:
         """
         k_scale, k_init, k_train = jax.random.split(key, 3)
         x0, y0 = train_data.batch(k_scale, 4096)
+        if self.output == "sigmoid":
+            for name, y in (("training", y0), ("validation", None if val is None else val.arrays()[1])):
+                if y is not None and not bool(jnp.all((y >= 0) & (y <= 1))):
+                    raise ValueError(f"{name} targets span [{float(jnp.min(y)):.4g}, {float(jnp.max(y)):.4g}], "
+                                     "outside the range [0, 1] of output='sigmoid': use output='linear' "
+                                     "(or bayesqcd.inference.fit_regression, which follows each prior's support)")
         scaler = Standardizer.fit(x0)
         members = self.init(k_init, x0.shape[1], y0.shape[1])
         n_m, bs = self.n_members, self.batch_size
@@ -325,7 +332,7 @@ def predictions_to_idata(draws: dict[str, np.ndarray], *, attrs: dict[str, Any] 
     The same plots and summaries as for a posterior then apply; ``engine`` is recorded
     as ``"regression"``.
     """
-    a = {"engine": "regression"}
+    a = {"engine": "regression", "draws_independent": 1}
     a.update(attrs or {})
     return from_draws(posterior={k: np.asarray(v) for k, v in draws.items()},
                       observed_data=observed, attrs=a)

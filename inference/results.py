@@ -9,11 +9,17 @@ convergence measures back from any of them.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import arviz as az
+import jax
+import jax.numpy as jnp
 import numpy as np
+import numpyro.distributions as dist
+from numpyro import handlers
+from numpyro.infer import Predictive, log_likelihood
+from numpyro.primitives import Messenger
 
 #: Default thresholds of :func:`check_diagnostics` (Vehtari et al. 2021, Bayesian Analysis 16, 667).
 RHAT_MAX = 1.01
@@ -82,12 +88,18 @@ def diagnostics(idata: az.InferenceData, var_names: Sequence[str] | None = None)
     ``min_ess_bulk`` and ``min_ess_tail`` over every scalar component of ``var_names``
     (default: every posterior variable), ``divergences`` (count, 0 when the engine has
     none), ``divergent_fraction``, ``n_chains`` and ``n_draws``.
+
+    Results whose ``attrs["draws_independent"]`` is set (ensembles, regression, NPE: their
+    chains are ensemble members, not Markov chains) get no R-hat or ESS (NaN), so
+    :func:`check_diagnostics` applies no mixing checks to them; ``draws_independent`` is
+    reported.
     """
     post = idata.posterior
     names = list(var_names) if var_names is not None else list(post.data_vars)
     n_chains, n_draws = int(post.sizes["chain"]), int(post.sizes["draw"])
-    out: dict[str, Any] = {"n_chains": n_chains, "n_draws": n_draws}
-    finite = [n for n in names if np.all(np.isfinite(post[n].values))]
+    independent = bool(post.attrs.get("draws_independent", 0))
+    out: dict[str, Any] = {"n_chains": n_chains, "n_draws": n_draws, "draws_independent": int(independent)}
+    finite = [] if independent else [n for n in names if np.all(np.isfinite(post[n].values))]
     if n_chains > 1 and finite:
         rhat = az.rhat(post, var_names=finite)
         out["max_rhat"] = float(max(np.nanmax(rhat[n].values) for n in finite))
@@ -144,3 +156,64 @@ def check_diagnostics(
             stacklevel=2,
         )
     return d
+
+
+def _observed_sites(model: Callable[..., Any], values: Mapping[str, Any], model_args: Sequence[Any],
+                    model_kwargs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Observed sample sites of ``model`` (factors excluded) with the latent sites set to ``values``."""
+    traced = handlers.trace(handlers.seed(handlers.substitute(model, data=dict(values)), 0))
+    tr = traced.get_trace(*model_args, **model_kwargs)
+    return {name: np.asarray(site["value"]) for name, site in tr.items()
+            if site["type"] == "sample" and site["is_observed"] and not isinstance(site["fn"], dist.Unit)}
+
+
+def idata_from_samples(model: Callable[..., Any], postprocess: Callable[[Any], dict[str, Any]],
+                       z: Mapping[str, np.ndarray], sample_stats: Mapping[str, np.ndarray],
+                       model_args: Sequence[Any] = (), model_kwargs: Mapping[str, Any] | None = None,
+                       batch_size: int = 256) -> az.InferenceData:
+    """InferenceData of an MCMC run from its unconstrained draws ``z`` (site -> ``(chain, draw, ...)``).
+
+    ``postprocess`` maps one unconstrained draw to the constrained sample and deterministic
+    sites (NumPyro's ``kernel.postprocess_fn(args, kwargs)``); it runs jitted in batches of
+    ``batch_size`` draws. Adds ``observed_data`` and ``log_likelihood`` (per observed site)
+    when the model has observed sites.
+    """
+    model_kwargs = dict(model_kwargs or {})
+    shape = next(iter(z.values())).shape[:2]
+    flat = {k: jnp.asarray(v).reshape(-1, *v.shape[2:]) for k, v in z.items()}
+    constrained = jax.jit(lambda zz: jax.lax.map(postprocess, zz, batch_size=batch_size))(flat)
+    posterior = {k: np.asarray(v).reshape(*shape, *v.shape[1:]) for k, v in constrained.items()}
+    first = {k: v[0] for k, v in constrained.items()}
+    observed = _observed_sites(model, first, model_args, model_kwargs)
+    groups: dict[str, Any] = {"posterior": posterior, "sample_stats": dict(sample_stats)}
+    if observed:
+        groups["observed_data"] = observed
+        loglik = log_likelihood(model, constrained, *model_args, batch_ndims=1, **model_kwargs)
+        groups["log_likelihood"] = {k: np.asarray(v).reshape(*shape, *v.shape[1:])
+                                    for k, v in loglik.items() if k in observed}
+    return az.from_dict(**groups)
+
+
+class _Unobserve(Messenger):
+    """Effect handler that samples the observed sites instead of returning their data."""
+
+    def process_message(self, msg: dict[str, Any]) -> None:
+        if msg["type"] == "sample" and msg["is_observed"] and not isinstance(msg["fn"], dist.Unit):
+            msg["is_observed"] = False
+            msg["value"] = None
+
+
+def add_posterior_predictive(idata: az.InferenceData, model: Callable[..., Any], key: jax.Array,
+                             model_args: Sequence[Any] = (), model_kwargs: Mapping[str, Any] | None = None) -> None:
+    """Add the group ``posterior_predictive`` to ``idata``: the observed sites of ``model`` drawn
+    anew given each posterior draw (the same data-generating process, fresh noise)."""
+    post = idata.posterior
+    shape = (int(post.sizes["chain"]), int(post.sizes["draw"]))
+    samples = {k: post[k].values.reshape(-1, *post[k].shape[2:]) for k in post.data_vars}
+    observed = _observed_sites(model, {k: v[0] for k, v in samples.items()}, model_args, dict(model_kwargs or {}))
+    if not observed:
+        raise ValueError("the model has no observed sites: there is nothing to predict")
+    pred = Predictive(_Unobserve(model), posterior_samples=samples, return_sites=list(observed))
+    out = pred(key, *model_args, **dict(model_kwargs or {}))
+    idata.add_groups({"posterior_predictive": {k: np.asarray(v).reshape(*shape, *np.shape(v)[1:])
+                                               for k, v in out.items()}})

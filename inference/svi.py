@@ -33,7 +33,7 @@ from numpyro.infer import SVI, Predictive, Trace_ELBO, init_to_median
 from numpyro.infer.autoguide import AutoBNAFNormal, AutoDiagonalNormal, AutoMultivariateNormal
 from numpyro.infer.util import log_density
 
-from .results import DiagnosticsWarning, from_draws, set_attrs
+from .results import DiagnosticsWarning, add_posterior_predictive, from_draws, set_attrs
 
 GUIDES: dict[str, Callable[..., Any]] = {
     "diag": lambda m: AutoDiagonalNormal(m, init_loc_fn=init_to_median(num_samples=15)),
@@ -67,6 +67,7 @@ def run_svi(
     num_draws: int = 2000,
     progress: bool = True,
     check: bool = True,
+    posterior_predictive: bool = False,
     **model_kwargs: Any,
 ) -> az.InferenceData:
     """Fit a variational guide to the posterior of ``model`` and draw from it.
@@ -83,6 +84,8 @@ def run_svi(
         progress: show a progress bar.
         check: warn with :class:`DiagnosticsWarning` when the Pareto k of the importance
             weights exceeds 0.7 or the final ELBO is not finite.
+        posterior_predictive: also draw the observed sites given each posterior draw
+            (group ``posterior_predictive``).
 
     Returns:
         InferenceData with ``posterior`` (latent and deterministic sites, one chain),
@@ -117,6 +120,8 @@ def run_svi(
         observed_data=obs,
     )
     idata.add_groups({"elbo": xr.Dataset({"loss": ("step", losses)})}, warn_on_custom_groups=False)
+    if posterior_predictive:
+        add_posterior_predictive(idata, model, jax.random.fold_in(key, 1), model_args, model_kwargs)
     set_attrs(
         idata,
         {

@@ -1,9 +1,13 @@
 """Test configuration: the whole suite runs in float64 (the neutron-star physics needs it,
 and every other component must be correct in it too)."""
 
+import os
+
 import jax
 
 jax.config.update("jax_enable_x64", True)
+# the command's persistent compilation cache stays off in tests (nothing written to ~/.cache)
+os.environ.setdefault("BAYESQCD_COMPILE_CACHE", "0")
 
 import gc
 

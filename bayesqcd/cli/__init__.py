@@ -5,7 +5,8 @@ its parser and sets ``func`` (a callable taking the parsed arguments and returni
 code). ``func`` turns the arguments into a study's config and calls the study
 (:mod:`bayesqcd.studies`); the modules keep their heavy imports inside ``func`` so that
 ``bayesqcd --help`` is fast. Options shared by every subcommand (``--out``, ``--seed``,
-``--no-progress``) are added by :mod:`bayesqcd.cli.common`.
+``--no-progress``) are added by :mod:`bayesqcd.cli.common`. Compiled programs are kept on
+disk for the next run (:mod:`bayesqcd.compile_cache`; ``--no-compile-cache`` turns it off).
 
 Errors in the user's input or files (``ValueError``, ``OSError``) print one line and exit
 with 2; ``--debug`` (or ``BAYESQCD_DEBUG=1``) shows the full traceback of any error instead.
@@ -17,6 +18,8 @@ import argparse
 import importlib
 import os
 import sys
+
+from bayesqcd.compile_cache import cache_enabled_by_env, enable_compile_cache
 
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "bayesqcd.cli.ns_eos",
@@ -43,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help=f"show the full traceback of an error (or set {DEBUG_ENV}=1)")
+    parser.add_argument("--no-compile-cache", action="store_true",
+                        help="do not keep compiled programs on disk for the next run (or set "
+                        "BAYESQCD_COMPILE_CACHE=0); the cache folder is ~/.cache/bayesqcd/jax "
+                        "(BAYESQCD_CACHE_DIR to move it)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -56,6 +63,11 @@ def _debug(args: argparse.Namespace) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayesqcd`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if not args.no_compile_cache and cache_enabled_by_env():
+        try:
+            enable_compile_cache()
+        except OSError as err:  # a read-only home: run without the cache
+            print(f"bayesqcd: compilation cache off ({err})", file=sys.stderr)
     if _debug(args):
         return int(args.func(args) or 0)
     try:

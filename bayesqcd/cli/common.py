@@ -66,3 +66,32 @@ def parse_list(text: str, name: str, conv: Callable[[str], T]) -> list[T]:
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     """The parsed options as a plain dict (for ``summary.json``), without the callback."""
     return {k: v for k, v in vars(args).items() if k not in ("func", "debug")}
+
+
+def add_distributed(p: argparse.ArgumentParser) -> None:
+    """``--distributed`` and ``--coordinator``, ``--num-processes``, ``--process-id``: run as one
+    process of a multi-process (multi-host) job (:mod:`bayesqcd.inference.distributed`)."""
+    g = p.add_argument_group("several processes (hosts)", "every process runs the same command; "
+                             "only process 0 checks and writes --out")
+    g.add_argument("--distributed", action="store_true",
+                   help="join a multi-process run detected from the cluster (SLURM, Open MPI)")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="hand-made launch: address of process 0")
+    g.add_argument("--num-processes", type=int, metavar="N", help="hand-made launch: number of processes")
+    g.add_argument("--process-id", type=int, metavar="I", help="hand-made launch: this process, 0 to N-1")
+
+
+def start_distributed(args: argparse.Namespace) -> bool:
+    """Join the other processes if the options of :func:`add_distributed` ask for it (call it
+    before JAX computes anything); return whether this process writes the results (process 0,
+    or a run of one process)."""
+    launch = (args.coordinator, args.num_processes, args.process_id)
+    if not args.distributed and all(v is None for v in launch):
+        return True
+    from bayesqcd.inference import distributed
+
+    try:
+        distributed.initialize(*launch)
+    except ValueError as err:
+        options = "--distributed" if all(v is None for v in launch) else "--coordinator/--num-processes/--process-id"
+        raise ValueError(f"{options}: {err}") from None
+    return distributed.is_main_process()

@@ -13,7 +13,8 @@ import argparse
 import os
 import sys
 
-from bayesqcd.cli.common import add_common, require_at_least, results_dir, settings_of
+from bayesqcd.cli.common import (add_common, add_distributed, require_at_least, results_dir, settings_of,
+                                 start_distributed)
 
 ENGINES = ("nuts", "svi")
 EOS_CHOICES = ("cs2", "polytrope", "nn")
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_data_arguments(p)
     add_common(p)
+    add_distributed(p)
     p.add_argument("--eos", choices=EOS_CHOICES, default="cs2",
                    help="EoS prior: speed-of-sound segments (default), piecewise polytrope, neural network")
     p.add_argument("--segments", type=int, default=5, help="c_s^2 segments of the cs2 prior (default 5)")
@@ -37,7 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--guide", choices=("diag", "fullrank", "flow"), default="fullrank", help="SVI guide")
     p.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
     p.add_argument("--warmup", type=int, default=300, help="NUTS warm-up iterations per chain (default 300)")
-    p.add_argument("--samples", type=int, default=500, help="draws per chain / from the guide (default 500)")
+    p.add_argument("--samples", type=int, default=1000,
+                   help="NUTS: the most draws per chain (all of them with --ess 0); SVI: guide draws (default 1000)")
+    p.add_argument("--ess", type=float, default=400.0,
+                   help="NUTS stops once the minimum bulk effective sample size over the EoS parameters "
+                   "reaches this, with R-hat <= 1.01 (default 400; 0: draw --samples per chain)")
     p.add_argument("--target-accept", type=float, default=0.8, help="NUTS target acceptance (default 0.8)")
     p.add_argument("--svi-steps", type=int, default=2000, help="SVI optimization steps (default 2000)")
     p.set_defaults(func=run)
@@ -96,15 +102,19 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``bayesqcd ns-eos``."""
     require_at_least(args, 1, "chains", "samples", "svi_steps", "segments")
     require_at_least(args, 0, "warmup")
-    out = results_dir(args)
-    if args.method == "nuts":
+    several = args.distributed or args.coordinator is not None
+    if args.method == "nuts" and not several:  # several processes: one CPU device each, unless XLA_FLAGS
         host_devices(args.chains)
+    main = start_distributed(args)
+    out = results_dir(args) if main else None  # only process 0 checks and writes --out
     from bayesqcd.studies import neutron_star as ns
 
     config = ns.Config(data=data_spec(args), seed=args.seed, eos=args.eos, segments=args.segments,
                        method=args.method, guide=args.guide, chains=args.chains, warmup=args.warmup,
-                       samples=args.samples, target_accept=args.target_accept, svi_steps=args.svi_steps)
+                       samples=args.samples, ess=args.ess, target_accept=args.target_accept, svi_steps=args.svi_steps)
     result = ns.run(config, out, progress=not args.no_progress, settings=settings_of(args))
+    if not main:
+        return 0
     print(f"posterior ({args.method}, {args.eos} EoS, {result['total_wall_time_s']:.0f} s) -> {args.out}")
     for name, h in result["headline"].items():
         lo, hi = h["ci68"]
@@ -112,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name:11s} {h['median']:9.3f}  68%: [{lo:.3f}, {hi:.3f}] {h['unit']}{extra}")
     diag = result["diagnostics"]
     if args.method == "nuts":
+        t = result["timing_s"]
         print(f"  max R-hat {diag['max_rhat']:.4f}, min bulk ESS {diag['min_ess_bulk']:.0f}, "
-              f"divergences {diag['divergences']}")
+              f"divergences {diag['divergences']} of {diag['n_chains'] * diag['n_draws']} draws")
+        print(f"  time: compile {t['compile_time_s']:.0f} s, warm-up {t['warmup_time_s']:.0f} s, "
+              f"sampling {t['sampling_time_s']:.0f} s ({t['num_samples']} draws per chain, "
+              f"stopped by {t['stopped_by']})")
     return 0

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from bayesqcd.cli.common import add_common, require_at_least, results_dir, settings_of
+from bayesqcd.cli.common import (add_common, add_distributed, require_at_least, results_dir, settings_of,
+                                 start_distributed)
 from bayesqcd.cli.ns_eos import add_data_arguments, data_spec
 
 
@@ -23,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_data_arguments(p)
     add_common(p)
+    add_distributed(p)
     p.add_argument("--segments", type=int, default=5, help="c_s^2 segments (default 5)")
     p.add_argument("--n-train", type=int, default=4000, help="training EoS (default 4000)")
     p.add_argument("--n-val", type=int, default=2000, help="validation EoS (default 2000)")
@@ -41,14 +43,17 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``bayesqcd ns-regression``."""
     require_at_least(args, 1, "segments", "n_train", "n_val", "copies", "members", "width", "depth", "steps",
                      "input_draws")
+    main = start_distributed(args)
+    out = results_dir(args) if main else None  # only process 0 checks and writes --out (and checkpoints)
     from bayesqcd.studies import ns_regression
 
     config = ns_regression.Config(
         data=data_spec(args), seed=args.seed, segments=args.segments, n_train=args.n_train, n_val=args.n_val,
         copies=args.copies, members=args.members, width=args.width, depth=args.depth, steps=args.steps,
-        input_draws=args.input_draws, checkpoint_dir=args.checkpoint_dir)
-    result = ns_regression.run(config, results_dir(args), progress=not args.no_progress,
-                               settings=settings_of(args))
+        input_draws=args.input_draws, checkpoint_dir=args.checkpoint_dir if main else None)
+    result = ns_regression.run(config, out, progress=not args.no_progress, settings=settings_of(args))
+    if not main:
+        return 0
     study = result["study"]
     print(f"neural regression ({result['total_wall_time_s']:.0f} s) -> {args.out}")
     gen = study.generation["train"]

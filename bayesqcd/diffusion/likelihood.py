@@ -24,8 +24,21 @@ With the probability-flow drift ``f_PF(x, t) = f(t) x - g(t)^2/2 s(x, t)``:
   - ``"fd"``: the same with central differences of the inner solve (step ``fd_step``), as
     in the paper's code.
 
-Functions act on one data point ``x0`` (any shape); ``jax.vmap`` them for batches. Log
-densities are in nats.
+Every integral runs over the schedule's window ``[sde.t_min, sde.T]`` (the window the score
+was trained on; :mod:`.sde`): the score is never evaluated below ``t_min``. Functions act on one
+data point ``x0`` (any shape); ``jax.vmap`` them for batches. Log densities are in nats.
+
+Tolerances: ``rtol``/``atol`` are those of the outer solves (the PF trajectory and the WKB
+sweep); the nested methods also take ``inner_tol`` for the inner PF-ODE solves whose derivatives
+give ``grad``/Laplacian of ``log q_t^0`` (the paper's code: inner 1e-5, outer 1e-3, FD step 0.01).
+
+Run-away check (``max_radius``): a data point whose probability-flow trajectory ends at
+``|x_T| > max_radius`` counts as failed (NaN, or an error with ``throw=True``) even when every
+solve finished. The network is trained on ``x_t = alpha_t x_0 + sigma_t z``, at ``t = T`` on
+``N(0, I)`` to within ``alpha_T``; a trajectory that ends far outside the ball holding all but
+``p`` of the prior's mass (:func:`prior_radius`, ``p = 1e-12``: ``|x_T| > 7.4`` in 2-D, where
+no training draw and no sample of the generating process ever is) has been carried by the
+network's extrapolation, and its NLL and WKB term say nothing about the trained model.
 
 Solver limits: adaptive Dopri5 with at most ``max_steps`` steps (accepted and rejected); a
 solve also stops when its step size collapses below ``DT_FLOOR`` times the interval or becomes
@@ -44,9 +57,12 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
+from scipy.stats import chi2
 
 from bayesqcd.diffusion.analytic import standard_normal
 from bayesqcd.diffusion.sde import LinearSDE
@@ -57,6 +73,16 @@ Score = Callable[[Array, Array], Array]
 WKB_METHODS = ("adjoint", "autodiff", "fd")
 MAX_STEPS = 4096
 """Default step limit of every solve."""
+RUNAWAY_TAIL = 1e-12
+"""Prior mass outside :func:`prior_radius` used for the run-away check by default."""
+
+
+def prior_radius(dim: int, tail: float = RUNAWAY_TAIL) -> float:
+    """Radius of the ball that holds all but ``tail`` of ``N(0, I_dim)``'s mass:
+    ``sqrt(chi2_dim.isf(tail))`` (7.43 for ``dim = 2``, ``tail = 1e-12``)."""
+    if not 0 < tail < 1 or dim < 1:
+        raise ValueError(f"need dim >= 1 and 0 < tail < 1, got dim={dim}, tail={tail}")
+    return float(np.sqrt(chi2.isf(tail, dim)))
 
 
 def _flat(score: Score, shape: tuple[int, ...]) -> Score:
@@ -129,10 +155,28 @@ def _prior(prior: Any, dim: int):
     return standard_normal(dim) if prior is None else prior
 
 
+def _check_radius(max_radius: float | None) -> None:
+    if max_radius is not None and not max_radius > 0:
+        raise ValueError(f"max_radius must be > 0 or None, got {max_radius}")
+
+
+def _runaway_guard(xT: Array, max_radius: float | None, throw: bool, *values: Array
+                   ) -> tuple[Array, ...]:
+    """``values`` unchanged, or where ``|x_T| > max_radius`` NaN (``throw=False``) or an error
+    (``throw=True``); no check when ``max_radius`` is None."""
+    if max_radius is None:
+        return values
+    far = jnp.sum(xT**2) > max_radius**2
+    if throw:
+        msg = "the probability-flow trajectory ran away: |x_T| > max_radius"
+        return tuple(eqx.error_if(v, far, msg) for v in values)
+    return tuple(jnp.where(far, jnp.nan, v) for v in values)
+
+
 def log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = None,
                    rtol: float = 1e-5, atol: float = 1e-5, divergence: str = "exact",
                    key: PRNGKeyArray | None = None, max_steps: int = MAX_STEPS,
-                   throw: bool = True) -> Float[Array, ""]:
+                   throw: bool = True, max_radius: float | None = None) -> Float[Array, ""]:
     """Exact ``log q_0(x0)`` of the probability-flow ODE (h = 0), in nats.
 
     Args:
@@ -145,14 +189,17 @@ def log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = None
             ``key``; unbiased, one probe per solve).
         key: PRNG key for the Hutchinson probe.
         max_steps: solver step limit (accepted and rejected steps).
-        throw: raise when the solve fails (``max_steps`` or the step-size floor reached);
-            ``False``: return NaN instead.
+        throw: raise when the solve fails (``max_steps`` or the step-size floor reached, or
+            the run-away check); ``False``: return NaN instead.
+        max_radius: run-away check (module docstring): ``|x_T|`` beyond it counts as a failed
+            solve; ``None`` (default): no check.
     """
     if divergence not in ("exact", "hutchinson"):
         raise ValueError(f"divergence must be 'exact' or 'hutchinson', got {divergence!r}")
     if divergence == "hutchinson" and key is None:
         raise ValueError("divergence='hutchinson' needs a PRNG key")
     _check_limits(rtol, atol, max_steps)
+    _check_radius(max_radius)
     shape = jnp.shape(x0)
     x0 = jnp.reshape(x0, (-1,))
     s = _flat(score, shape)
@@ -169,7 +216,7 @@ def log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = None
 
     xT, integral = _solve(vf, (x0, jnp.zeros((), x0.dtype)), sde.t_min, sde.T, rtol, atol,
                           max_steps, throw)
-    return prior.log_prob(xT) + integral
+    return _runaway_guard(xT, max_radius, throw, prior.log_prob(xT) + integral)[0]
 
 
 def _inner_log_q(s: Score, sde: LinearSDE, prior, rtol, atol, max_steps, throw, adjoint):
@@ -191,7 +238,8 @@ def _inner_log_q(s: Score, sde: LinearSDE, prior, rtol, atol, max_steps, throw, 
 def wkb_log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = None,
                        method: Literal["adjoint", "autodiff", "fd"] = "adjoint",
                        rtol: float = 1e-5, atol: float = 1e-5, fd_step: float = 0.01,
-                       max_steps: int = MAX_STEPS, throw: bool = True
+                       inner_tol: float | None = None, max_steps: int = MAX_STEPS,
+                       throw: bool = True, max_radius: float | None = None
                        ) -> tuple[Float[Array, ""], Float[Array, ""]]:
     """``(log q_0(x0), c_1(x0))`` with ``log q_h = log q_0 + h c_1 + O(h^2)`` (nats).
 
@@ -200,15 +248,25 @@ def wkb_log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = 
     are used throughout, so this is meant for low dimension (the adjoint sweep carries a
     ``D x D`` Hessian).
 
-    ``max_steps`` limits every solve (accepted and rejected steps). ``throw=False``: a failed
-    solve gives NaN instead of an exception -- ``c_1`` when the WKB sweep fails (``log q_0``
-    from the forward solve is kept), both when the forward solve fails.
+    ``rtol``/``atol`` are the outer tolerances (PF trajectory, WKB sweep); ``inner_tol`` the
+    relative and absolute tolerance of the inner solves of ``"fd"`` and ``"autodiff"`` (``None``:
+    ``rtol``/``atol``; the adjoint method has no inner solve and refuses it); ``fd_step`` the
+    central-difference step of ``"fd"``. ``max_steps`` limits every solve (accepted and rejected
+    steps). ``max_radius``: the run-away check of the module docstring (``None``: none).
+    ``throw=False``: a failed solve gives NaN instead of an exception -- ``c_1`` when the WKB
+    sweep fails (``log q_0`` from the forward solve is kept), both when the forward solve fails
+    or the trajectory ran away.
     """
     if method not in WKB_METHODS:
         raise ValueError(f"method must be one of {WKB_METHODS}, got {method!r}")
     if not fd_step > 0:
         raise ValueError(f"fd_step must be > 0, got {fd_step}")
+    if inner_tol is not None and (method == "adjoint" or not inner_tol > 0):
+        raise ValueError(f"inner_tol must be > 0 and is for the nested methods 'fd' and "
+                         f"'autodiff' (the adjoint sweep has no inner solve); got {inner_tol} "
+                         f"with method={method!r}")
     _check_limits(rtol, atol, max_steps)
+    _check_radius(max_radius)
     shape = jnp.shape(x0)
     x0 = jnp.reshape(x0, (-1,))
     s = _flat(score, shape)
@@ -239,9 +297,10 @@ def wkb_log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = 
 
         yT = (xT, grad_prior(xT), jax.hessian(prior.log_prob)(xT), zero)
         _, _, _, c1 = _solve(bwd, yT, sde.T, sde.t_min, rtol, atol, max_steps, throw)
-        return log_q0, c1
+        return _runaway_guard(xT, max_radius, throw, log_q0, c1)
 
-    log_q = _inner_log_q(s, sde, prior, rtol, atol, max_steps, throw,
+    itol = (rtol, atol) if inner_tol is None else (inner_tol, inner_tol)
+    log_q = _inner_log_q(s, sde, prior, *itol, max_steps, throw,
                          diffrax.ForwardMode() if method == "autodiff" else None)
     D = x0.size
 
@@ -270,7 +329,8 @@ def wkb_log_likelihood(score: Score, sde: LinearSDE, x0: Array, *, prior: Any = 
 
     xT, integral, dxT, m = _solve(outer, (x0, zero, jnp.zeros_like(x0), zero), sde.t_min, sde.T,
                                   rtol, atol, max_steps, throw)
-    return prior.log_prob(xT) + integral, jnp.vdot(dxT, grad_prior(xT)) + m
+    return _runaway_guard(xT, max_radius, throw, prior.log_prob(xT) + integral,
+                          jnp.vdot(dxT, grad_prior(xT)) + m)
 
 
 def wkb_log_likelihood_batch(score: Score, sde: LinearSDE, points: Array, *,

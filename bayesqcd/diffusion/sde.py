@@ -4,21 +4,31 @@ Every schedule here has a linear drift ``f(x, t) = f(t) x`` and a state-independ
 diffusion ``g(t)``, so the transition kernel is Gaussian:
 ``p(x_t | x_0) = N(alpha_t x_0, sigma_t^2 I)`` with ``alpha_t = exp(int_0^t f)`` and
 ``sigma_t^2 = 1 - alpha_t^2`` (variance preserving: ``d sigma^2/dt = 2 f sigma^2 + g^2``).
-The prior of the generating processes is ``pi = N(0, I)``. Time is dimensionless, in
-``[t_min, T]``.
+The prior of the generating processes is ``pi = N(0, I)``. Time is dimensionless.
+
+**The window** ``[t_min, T]`` of a schedule is the one definition of where the score model lives:
+training draws ``t`` uniformly in it (:func:`~bayesqcd.diffusion.dsm_loss`), the generating
+processes run from ``T`` down to ``t_min`` (:func:`~bayesqcd.diffusion.sample_h`), and the NLL
+and WKB integrals run from ``t_min`` to ``T`` (:mod:`~bayesqcd.diffusion.likelihood`); none of
+them evaluates the score outside it. The paper's schedules start at ``t_min = 0.01``, where its
+score was trained (below that the network would be extrapolating); change the window with
+:meth:`LinearSDE.with_window`.
 
 Schedules (Hirono, Tanaka, Fukushima, ICML 2024; Song et al. 2021):
 
-* :class:`Simple`: ``f = -(beta/2) t``, ``g^2 = beta t``, ``alpha_t = exp(-beta t^2/4)``.
+* :class:`Simple`: ``f = -(beta/2) t``, ``g^2 = beta t``, ``alpha_t = exp(-beta t^2/4)``;
+  window ``[0.01, 1]``.
 * :class:`Cosine`: ``f = -(pi/2) tan(pi t/2)``, ``g^2 = pi tan(pi t/2)``,
-  ``alpha_t = cos(pi t/2)``, ``T = 1 - 1e-3``.
+  ``alpha_t = cos(pi t/2)``; window ``[0.01, 1 - 1e-3]``.
 * :class:`VP`: ``beta(t) = beta_min + t (beta_max - beta_min)``, ``f = -beta(t)/2``,
-  ``g^2 = beta(t)``, ``alpha_t = exp(-(beta_min t + (beta_max - beta_min) t^2/2)/2)``.
-* :class:`ConstantVP`: constant ``beta``: the paper's 1-D analytic model.
+  ``g^2 = beta(t)``, ``alpha_t = exp(-(beta_min t + (beta_max - beta_min) t^2/2)/2)``;
+  window ``[1e-5, 1]`` (Song et al.).
+* :class:`ConstantVP`: constant ``beta``: the paper's 1-D analytic model; window ``[0, 1]``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import equinox as eqx
@@ -27,10 +37,22 @@ from jaxtyping import Array, ArrayLike, Float
 
 
 class LinearSDE(eqx.Module):
-    """Base type of the forward SDEs ``dx = f(t) x dt + g(t) dw`` on ``[t_min, T]``."""
+    """Base type of the forward SDEs ``dx = f(t) x dt + g(t) dw`` on the window ``[t_min, T]``
+    (training, sampling and likelihood all use this window; see the module docstring)."""
 
     T: float = eqx.field(static=True, default=1.0)
     t_min: float = eqx.field(static=True, default=0.0)
+
+    @property
+    def window(self) -> tuple[float, float]:
+        """``(t_min, T)``: the time window of training, sampling and likelihood."""
+        return float(self.t_min), float(self.T)
+
+    def with_window(self, t_min: float | None = None, T: float | None = None) -> LinearSDE:
+        """The same schedule on another window (``None`` keeps that end); validated like the
+        constructor (``0 <= t_min < T``)."""
+        changes = {k: float(v) for k, v in (("t_min", t_min), ("T", T)) if v is not None}
+        return dataclasses.replace(self, **changes)
 
     def f(self, t: ArrayLike) -> Float[Array, ""]:
         """Drift coefficient ``f(t)`` (the drift is ``f(t) x``)."""
@@ -69,9 +91,15 @@ class LinearSDE(eqx.Module):
             raise ValueError(f"t_min must satisfy 0 <= t_min < T={self.T}, got {self.t_min}")
 
 
-class Simple(LinearSDE):
-    """SIMPLE schedule: ``f = -(beta/2) t``, ``g = sqrt(beta t)``; ``beta = 20``, ``T = 1``."""
+PAPER_T_MIN = 0.01
+"""Start of the window of the paper's schedules: its score is trained on ``t`` in ``[0.01, T]``."""
 
+
+class Simple(LinearSDE):
+    """SIMPLE schedule: ``f = -(beta/2) t``, ``g = sqrt(beta t)``; ``beta = 20``, window
+    ``[0.01, 1]``."""
+
+    t_min: float = eqx.field(static=True, default=PAPER_T_MIN)
     beta: float = eqx.field(static=True, default=20.0)
 
     def __check_init__(self) -> None:
@@ -91,9 +119,10 @@ class Simple(LinearSDE):
 
 class Cosine(LinearSDE):
     """COSINE schedule: ``alpha_t = cos(pi t/2)``, ``f = -(pi/2) tan(pi t/2)``,
-    ``g = sqrt(pi tan(pi t/2))``; ``T = 1 - 1e-3`` (``g`` diverges at ``t = 1``)."""
+    ``g = sqrt(pi tan(pi t/2))``; window ``[0.01, 1 - 1e-3]`` (``g`` diverges at ``t = 1``)."""
 
     T: float = eqx.field(static=True, default=1.0 - 1e-3)
+    t_min: float = eqx.field(static=True, default=PAPER_T_MIN)
 
     def __check_init__(self) -> None:
         if not 0 < self.T < 1:

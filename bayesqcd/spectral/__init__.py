@@ -22,9 +22,11 @@ units ``a = 1``; ``rho`` and ``D`` in whatever unit the user chooses, the map is
   ``K(tau, w) = cosh(w (tau - 1/(2T))) / sinh(w / (2T))`` for ``0 <= tau < 1/T``.
 
 Mock spectral functions: :func:`breit_wigner`
-``rho = 4 A Gamma w / [(M^2 + Gamma^2 - w^2)^2 + 4 Gamma^2 w^2]`` and :func:`gaussian_peak`;
-:func:`mock_spectrum` builds the named mocks (Wang, Shi, Zhou, arXiv:2111.14760: one peak
-``A=1, M=2, Gamma=0.5``; two peaks at ``M = 2, 5``). :func:`mock_correlator` adds noise with a
+``rho = 4 A Gamma w / [(M^2 + Gamma^2 - w^2)^2 + 4 Gamma^2 w^2]``, :func:`gaussian_peak`,
+:func:`transport_peak` (Drude) and :func:`threshold_continuum` (``c w^2`` above a smoothed
+threshold); :func:`mock_spectrum` builds the named mocks of :data:`MOCKS` (Wang, Shi, Zhou,
+arXiv:2111.14760: one peak ``A=1, M=2, Gamma=0.5``; two peaks at ``M = 2, 5``; Gaussians; a
+resonance plus continuum; a transport peak; a thermal-kernel case). :func:`mock_correlator` adds noise with a
 chosen model and covariance. Metrics: :func:`mse`, :func:`kl_divergence`, :func:`coverage`.
 """
 
@@ -38,6 +40,7 @@ from bayesqcd.spectral.kernels import (
 from bayesqcd.spectral.mem import MEMResult, mem
 from bayesqcd.spectral.metrics import chi2_per_point, coverage, kl_divergence, log10_eps_label, metrics, mse
 from bayesqcd.spectral.mocks import (
+    MOCK_KERNEL,
     MOCKS,
     MockData,
     breit_wigner,
@@ -46,11 +49,13 @@ from bayesqcd.spectral.mocks import (
     mock_correlator,
     mock_spectrum,
     noise_covariance,
+    threshold_continuum,
+    transport_peak,
 )
 
 __all__ = [
-    "MEMResult", "MOCKS", "MockData", "breit_wigner", "chi2_per_point", "coverage", "euclidean_kernel",
+    "MEMResult", "MOCK_KERNEL", "MOCKS", "MockData", "breit_wigner", "chi2_per_point", "coverage", "euclidean_kernel",
     "forward_matrix", "gaussian_peak", "kallen_lehmann_kernel", "kl_divergence", "log10_eps_label",
     "make_mock", "mem", "metrics", "mock_correlator", "mock_spectrum", "mse", "noise_covariance",
-    "omega_grid", "thermal_kernel",
+    "omega_grid", "thermal_kernel", "threshold_continuum", "transport_peak",
 ]

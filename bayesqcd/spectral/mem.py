@@ -66,6 +66,12 @@ def _flat_default(Aw: np.ndarray, dw: np.ndarray) -> float:
     return m0
 
 
+A_CLIP = 200.0
+"""``|log(rho / m)|`` is clipped here inside the Newton solve: a trust-region trial step far out
+would overflow ``exp`` and give scipy a non-finite Hessian (seen on bw1 at eps 1e-2 during the
+redrawn-data band); such steps have an astronomically worse ``Q`` and are rejected anyway."""
+
+
 def _maximise(u, alpha, B, m, w, Aw, dw, max_iter, tol):
     """Maximise ``Q(m exp(B u))`` for one alpha (trust-region Newton, exact Hessian).
 
@@ -75,7 +81,7 @@ def _maximise(u, alpha, B, m, w, Aw, dw, max_iter, tol):
     from scipy.optimize import minimize
 
     def parts(u):
-        a = B @ u
+        a = np.clip(B @ u, -A_CLIP, A_CLIP)  # trial steps of the trust region may overflow exp
         rho = m * np.exp(a)
         return a, rho, Aw @ rho - dw
 

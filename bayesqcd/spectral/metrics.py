@@ -39,25 +39,39 @@ def kl_divergence(rho_true: ArrayLike, rho_hat: ArrayLike, weights: ArrayLike | 
         return float(np.sum(p[mask] * (np.log(p[mask]) - np.log(q[mask]))))
 
 
-def coverage(samples: ArrayLike, rho_true: ArrayLike, level: float = 0.95) -> float:
+def coverage(samples: ArrayLike, rho_true: ArrayLike, level: float = 0.95, floor: float = 0.0) -> float:
     """Fraction of grid points where the truth lies in the pointwise equal-tailed ``level`` band
-    of ``samples`` ``(n, n_omega)`` (:func:`bayesqcd.intervals.credible_band`)."""
+    ``[lo, hi]`` of ``samples`` ``(n, n_omega)`` (:func:`bayesqcd.intervals.credible_band`),
+    widened by ``floor`` (same unit as ``rho``): ``lo - floor <= rho <= hi + floor``.
+
+    With ``floor = 0`` a Gaussian tail of ``1e-100`` under a band ``[1e-8, 1e-3]`` counts as
+    missed; a small floor (:data:`COVERAGE_FLOOR` times the truth's maximum in :func:`metrics`)
+    counts such points, where truth and band are both negligible, as covered."""
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
+    if not floor >= 0:
+        raise ValueError(f"floor must be >= 0, got {floor}")
     lo, hi = credible_band(_as_np(samples), levels=(level,))[level]
     t = _as_np(rho_true)
     if t.shape != lo.shape:
         raise ValueError(f"samples (n, {lo.shape}) and truth {t.shape} do not match")
-    return float(np.mean((t >= lo) & (t <= hi)))
+    return float(np.mean((t >= lo - floor) & (t <= hi + floor)))
+
+
+COVERAGE_FLOOR = 1e-4
+"""``coverage_floor`` of :func:`metrics` widens the band by this fraction of ``max(rho_true)``."""
 
 
 def metrics(samples: ArrayLike, mock: MockData, level: float = 0.95) -> dict[str, float]:
-    """MSE and KL of the posterior mean, coverage of the ``level`` band, against ``mock.rho``."""
+    """MSE and KL of the posterior mean, coverage of the ``level`` band (``coverage``: strict;
+    ``coverage_floor``: band widened by :data:`COVERAGE_FLOOR` ``max(rho)``, see :func:`coverage`),
+    against ``mock.rho``."""
     s = _as_np(samples).reshape(-1, mock.rho.shape[0])
     mean = s.mean(axis=0)
+    floor = COVERAGE_FLOOR * float(np.max(_as_np(mock.rho)))
     return {"mse": mse(mean, mock.rho), "kl": kl_divergence(mock.rho, mean, mock.weights),
-            "coverage": coverage(s, mock.rho, level), "min_rho": float(s.min()),
-            "chi2_per_point": chi2_per_point(mean, mock)}
+            "coverage": coverage(s, mock.rho, level), "coverage_floor": coverage(s, mock.rho, level, floor),
+            "min_rho": float(s.min()), "chi2_per_point": chi2_per_point(mean, mock)}
 
 
 def chi2_per_point(rho: ArrayLike, mock: MockData) -> float:

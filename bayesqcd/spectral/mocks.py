@@ -31,22 +31,53 @@ def gaussian_peak(omega: ArrayLike, A: float = 1.0, M: float = 2.0, width: float
     return A * jnp.exp(-0.5 * ((w - M) / width) ** 2)
 
 
-MOCKS = ("bw1", "bw2", "gauss1", "gauss2")
-"""Named mocks: one or two Breit-Wigner peaks (A=1, Gamma=0.5, M=2 and M=2, 5), one or two
-Gaussians (A=1, width 0.5, M=2 and M=2, 5)."""
+def transport_peak(omega: ArrayLike, A: float = 1.0, Gamma: float = 0.3) -> Float[Array, " n"]:
+    """Drude (transport) peak ``rho = A w Gamma / (w^2 + Gamma^2)``: ``rho / w -> A / Gamma`` as
+    ``w -> 0`` (a transport coefficient), maximum ``A / 2`` at ``w = Gamma``, tail ``A Gamma / w``."""
+    w = jnp.asarray(omega, dtype=float)
+    return A * w * Gamma / (w**2 + Gamma**2)
+
+
+def threshold_continuum(omega: ArrayLike, c: float = 0.005, omega_th: float = 4.0,
+                        delta: float = 0.3) -> Float[Array, " n"]:
+    """Perturbative continuum above a threshold, ``rho = c w^2 theta(w - omega_th)``, the step
+    smoothed to ``1 / (1 + exp(-(w - omega_th) / delta))``."""
+    w = jnp.asarray(omega, dtype=float)
+    return c * w**2 * jax.nn.sigmoid((w - omega_th) / delta)
+
+
+_MOCK_SPECTRA = {
+    "bw1": lambda w: breit_wigner(w, 1.0, 2.0, 0.5),
+    "bw2": lambda w: breit_wigner(w, 1.0, 2.0, 0.5) + breit_wigner(w, 1.0, 5.0, 0.5),
+    "gauss1": lambda w: gaussian_peak(w, 1.0, 2.0, 0.5),
+    "gauss2": lambda w: gaussian_peak(w, 1.0, 2.0, 0.5) + gaussian_peak(w, 1.0, 5.0, 0.5),
+    "threshold": lambda w: breit_wigner(w, 1.0, 2.0, 0.3) + threshold_continuum(w, 0.005, 4.0, 0.3),
+    "transport": lambda w: transport_peak(w, 1.0, 0.3) + breit_wigner(w, 1.0, 3.0, 0.5),
+    "thermal": lambda w: transport_peak(w, 0.5, 0.3) + breit_wigner(w, 1.0, 2.0, 0.5),
+}
+
+MOCKS = tuple(_MOCK_SPECTRA)
+"""Named mocks (energies in the unit of the grid, e.g. GeV):
+
+* ``bw1``, ``bw2``: one or two Breit-Wigner peaks (A = 1, Gamma = 0.5; M = 2 and M = 2, 5),
+* ``gauss1``, ``gauss2``: one or two Gaussians (A = 1, width 0.5; M = 2 and M = 2, 5),
+* ``threshold``: a resonance (Breit-Wigner A = 1, M = 2, Gamma = 0.3) plus the perturbative
+  continuum ``0.005 w^2`` above ``omega_th = 4`` (smoothed over 0.3),
+* ``transport``: a narrow Drude peak at low omega (A = 1, Gamma = 0.3) plus a resonance
+  (Breit-Wigner A = 1, M = 3, Gamma = 0.5),
+* ``thermal``: a transport peak (A = 0.5, Gamma = 0.3) plus a resonance (A = 1, M = 2,
+  Gamma = 0.5), seen through the finite-temperature kernel (its default, :data:`MOCK_KERNEL`).
+"""
+
+MOCK_KERNEL: dict[str, str] = {"thermal": "thermal"}
+"""The kernel :func:`make_mock` uses for a mock by default (others: ``"kallen-lehmann"``)."""
 
 
 def mock_spectrum(name: str, omega: ArrayLike) -> Float[Array, " n"]:
     """The named mock spectral function (see :data:`MOCKS`) on ``omega``."""
-    if name == "bw1":
-        return breit_wigner(omega, 1.0, 2.0, 0.5)
-    if name == "bw2":
-        return breit_wigner(omega, 1.0, 2.0, 0.5) + breit_wigner(omega, 1.0, 5.0, 0.5)
-    if name == "gauss1":
-        return gaussian_peak(omega, 1.0, 2.0, 0.5)
-    if name == "gauss2":
-        return gaussian_peak(omega, 1.0, 2.0, 0.5) + gaussian_peak(omega, 1.0, 5.0, 0.5)
-    raise ValueError(f"mock must be one of {MOCKS}, got {name!r}")
+    if name not in _MOCK_SPECTRA:
+        raise ValueError(f"mock must be one of {MOCKS}, got {name!r}")
+    return _MOCK_SPECTRA[name](omega)
 
 
 # ------------------------------------------------------------------------- mock correlators
@@ -117,15 +148,19 @@ def mock_correlator(key: PRNGKeyArray, A: ArrayLike, rho: ArrayLike, cov: ArrayL
 
 
 def make_mock(key: PRNGKeyArray, mock: str = "bw1", *, eps: float = 1e-3, n_omega: int = 500,
-              omega_max: float = 20.0, kernel: str = "kallen-lehmann", n_data: int = 25,
-              p_max: float = 19.2, n_t: int = 32, temperature: float = 0.1,
+              omega_max: float = 20.0, kernel: str | None = None, n_data: int = 25,
+              p_max: float = 19.2, n_t: int = 32, temperature: float = 0.25,
               noise: str = "relative", correlation: float = 0.0) -> MockData:
     """A complete mock problem (defaults: Wang-Shi-Zhou, 25 momenta in ``[0, 19.2]``).
 
     ``kernel``: ``"kallen-lehmann"`` (``x = p``, ``n_data`` momenta on ``[0, p_max]``),
     ``"euclidean"`` (``x = tau = 0..n_t-1``, ``n_data`` ignored) or ``"thermal"``
-    (``n_data`` times on ``[0, 1/T)``).
+    (``n_data`` times on ``[0, 1/(2T)]``, the kernel being symmetric about ``1/(2T)``);
+    ``None``: the mock's own (:data:`MOCK_KERNEL`, else Kallen-Lehmann).
     """
+    if mock not in _MOCK_SPECTRA:
+        raise ValueError(f"mock must be one of {MOCKS}, got {mock!r}")
+    kernel = MOCK_KERNEL.get(mock, "kallen-lehmann") if kernel is None else kernel
     omega, weights = omega_grid(n_omega, omega_max)
     if int(n_data) < 2:
         raise ValueError(f"n_data must be >= 2, got {n_data}")
@@ -136,7 +171,9 @@ def make_mock(key: PRNGKeyArray, mock: str = "bw1", *, eps: float = 1e-3, n_omeg
         x = jnp.arange(int(n_t), dtype=float)
         K = euclidean_kernel(x, omega, n_t)
     elif kernel == "thermal":
-        x = jnp.arange(int(n_data), dtype=float) / (int(n_data) * temperature)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        x = jnp.linspace(0.0, 0.5 / temperature, int(n_data))
         K = thermal_kernel(x, omega, temperature)
     else:
         raise ValueError(f"kernel must be 'kallen-lehmann', 'euclidean' or 'thermal', got {kernel!r}")

@@ -81,6 +81,30 @@ def test_a_failing_point_gives_nan_and_leaves_the_others_alone():
     assert np.all(np.isfinite(ll[:2])) and np.isnan(ll[2])
 
 
+def test_runaway_check_refuses_a_finished_but_absurd_solve():
+    """An outward push left of x = -3 carries the trajectory of a point there to |x_T| ~ 1e4:
+    every solve finishes, log q_0 is absurd; |x_T| beyond prior_radius (7.43 in 2-D) makes it
+    NaN (throw=False) or an error (throw=True), and a regular point is untouched."""
+    from bayesqcd.diffusion.likelihood import prior_radius
+
+    sde = Simple()
+    exact = MixtureScore(GAUSS, sde)
+    score = lambda x, t: exact(x, t) - 2.0 * x * (x[0] < -3.0)
+    r = prior_radius(2)
+    assert r == pytest.approx(np.sqrt(-2 * np.log(1e-12)))  # chi^2_2 tail: exp(-r^2 / 2)
+    pts = jnp.array([[0.5, -1.0], [-4.0, 0.0]])
+    run = lambda **kw: jax.jit(jax.vmap(lambda p: log_likelihood(score, sde, p, rtol=1e-4,
+                                                                 atol=1e-4, **kw)))(pts)
+    free, checked = run(), run(max_radius=r, throw=False)
+    assert free[1] < -1e6 and np.isnan(checked[1]) and checked[0] == free[0]
+    with pytest.raises(Exception, match="ran away"):
+        run(max_radius=r)
+    with pytest.raises(ValueError, match="max_radius"):
+        log_likelihood(score, sde, pts[0], max_radius=0.0)
+    with pytest.raises(ValueError, match="inner_tol"):
+        wkb_log_likelihood(score, sde, pts[0], inner_tol=1e-5)  # adjoint: no inner solve
+
+
 # The paper's 1-D analytic model: data N(0, v0), f = -beta x/2, g = sqrt(beta),
 # score model s = -(1 + eps) x / v_t, prior N(0, 1).
 V0, BETA, T = 2.0, 1.0, 5.0

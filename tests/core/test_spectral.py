@@ -57,6 +57,31 @@ def test_kernels_jit_vmap_grad():
     assert v.shape == (2, 50)
 
 
+def test_physics_mocks_closed_forms():
+    """The mock suite: Drude peak (max A/2 at w = Gamma, rho/w -> A/Gamma), threshold continuum
+    (c w^2 far above, c w_th^2 / 2 at threshold, ~0 far below), every mock positive with a
+    positive correlator at every noise level, the thermal mock on its own kernel."""
+    w = jnp.array([1e-4, 0.3, 3.0, 4.0, 10.0])
+    drude = sp.transport_peak(w, 1.0, 0.3)
+    np.testing.assert_allclose(drude[1], 0.5, rtol=1e-12)
+    np.testing.assert_allclose(drude[0] / w[0], 1.0 / 0.3, rtol=1e-6)
+    cont = sp.threshold_continuum(w, 0.005, 4.0, 0.3)
+    np.testing.assert_allclose(cont[3], 0.005 * 16 / 2, rtol=1e-12)
+    np.testing.assert_allclose(cont[4], 0.005 * 100, rtol=1e-8)
+    assert float(cont[2]) < 0.005 * 9 * 0.04
+    assert set(sp.MOCKS) >= {"bw1", "bw2", "gauss1", "gauss2", "threshold", "transport", "thermal"}
+    for name in sp.MOCKS:
+        for eps in (1e-2, 1e-5):
+            md = sp.make_mock(jax.random.key(0), name, eps=eps, n_omega=100)
+            assert bool(jnp.all(md.rho > 0)) and bool(jnp.all(md.clean > 0)), name
+            assert float(jnp.max(jnp.abs(md.data / md.clean - 1))) < 5 * eps
+    th = sp.make_mock(jax.random.key(0), "thermal", n_omega=100)
+    np.testing.assert_allclose(th.x[-1], 0.5 / 0.25)  # tau on [0, 1/(2T)], T = 0.25
+    np.testing.assert_allclose(th.A, sp.forward_matrix(sp.thermal_kernel(th.x, th.omega, 0.25), th.weights))
+    kl = sp.make_mock(jax.random.key(0), "thermal", n_omega=100, kernel="kallen-lehmann")
+    np.testing.assert_allclose(kl.x[-1], 19.2)
+
+
 def test_mock_noise_statistics():
     """Relative noise: (D - clean) / (eps clean) ~ N(0, 1); correlated covariance is SPD."""
     md = sp.make_mock(jax.random.key(0), "bw2", eps=1e-2)
@@ -98,6 +123,12 @@ def test_metrics():
     samples = truth + rng.normal(size=(4000, 4))
     assert sp.coverage(samples, truth) == 1.0
     assert sp.coverage(samples, truth + 5.0) == 0.0
+    # the floor: a negligible truth under a band of small positive values counts as covered
+    tiny = np.array([1e-100, 1.0])
+    band = np.stack([np.array([1e-8, 0.9]), np.array([1e-5, 1.1])] * 50)
+    assert sp.coverage(band, tiny) == 0.5 and sp.coverage(band, tiny, floor=1e-4) == 1.0
+    with pytest.raises(ValueError, match="floor"):
+        sp.coverage(band, tiny, floor=-1.0)
     # a calibrated Gaussian band covers ~95% of many independent points
     many = rng.normal(size=(2000, 1000))
     assert abs(sp.coverage(many, rng.normal(size=1000)) - 0.95) < 0.03

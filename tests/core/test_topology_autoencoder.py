@@ -312,7 +312,7 @@ METRICS = ("kmeans_accuracy", "kmeans_nmi", "gmm_accuracy", "gmm_nmi", "probe_ac
 TINY = dict(n_train=48, n_test=24, n_val=16, steps=8, batch_size=16, latent=5, rotations=4)
 
 
-@pytest.mark.expensive(45)
+@pytest.mark.slow  # the atomic results folder itself is tested in tests/report
 def test_study_run_writes_the_results_folder_atomically(tmp_path):
     out = tmp_path / "topo"
     summary = run(Config(**TINY), out, progress=False)
@@ -506,7 +506,7 @@ def test_orient_images_gives_the_principal_frame_whatever_the_orientation(tiny):
         prepare_images(tiny, "axes", None)
 
 
-@pytest.mark.expensive(40)
+@pytest.mark.slow
 def test_invariance_penalty_keeps_zoom_and_stretch_out_of_the_code():
     """Trained with the penalty, the code changes far less under random zooms and stretches than
     the code of the same autoencoder trained without it (same data, steps and seeds), while the

@@ -127,7 +127,7 @@ def test_jit_vmap_over_eos_and_pressures():
         np.testing.assert_allclose(batched[k], tov.solve_tov(E.sound_speed(cs2[k]), p_c).M, rtol=1e-5)
 
 
-@pytest.mark.expensive(60)
+@pytest.mark.slow  # the model gradient (TOV inside) is checked in tests/models in the default suite
 def test_grad_of_r14_and_mtov_match_finite_differences():
     """d R_1.4 / d c_s^2 and d M_TOV / d c_s^2 by autodiff agree with central differences."""
     base = jnp.array([0.35, 0.45, 0.55, 0.6, 0.5])

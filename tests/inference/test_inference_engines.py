@@ -69,10 +69,33 @@ def test_nuts_matches_exact_posterior(nuts_idata):
     assert nuts_idata.posterior.attrs["engine"] == "nuts" and nuts_idata.posterior.attrs["wall_time_s"] > 0
 
 
+def test_nuts_stops_at_the_ess_target():
+    """With an ESS target the sampler stops early, at an ESS at least the target and R-hat <= 1.01,
+    and still gives the exact posterior; the posterior predictive reproduces the data's spread."""
+    idata = run_nuts(linear_model, X, Y, key=jax.random.key(2), num_warmup=300, num_samples=2000,
+                     num_chains=2, ess_target=300, chunk_size=50, progress=False, posterior_predictive=True)
+    attrs = idata.posterior.attrs
+    assert attrs["stopped_by"] == "ess_target" and attrs["num_samples"] < 2000
+    assert idata.posterior.sizes["draw"] == attrs["num_samples"]
+    d = diagnostics(idata, ["mu", "tau"])
+    assert d["min_ess_bulk"] >= 300 and d["max_rhat"] <= 1.01
+    assert attrs["gradient_evaluations"] >= 2 * (300 + attrs["num_samples"])
+    assert attrs["compile_time_s"] > 0 and attrs["sampling_time_s"] > 0
+    mean, cov = exact_posterior()
+    m, _ = _moments(idata)
+    np.testing.assert_allclose(m, mean, atol=0.15 * np.sqrt(np.diag(cov)).max())
+    pred = idata.posterior_predictive["y"].values  # (chain, draw, 6): mean and noise of the model
+    mu, tau = (idata.posterior[v].values[..., None] for v in ("mu", "tau"))
+    resid = pred - (mu + tau * np.asarray(X))
+    assert pred.shape == (2, attrs["num_samples"], 6)
+    np.testing.assert_allclose(resid.std(), SIGMA, rtol=0.05)
+
+
 @pytest.mark.parametrize("guide", ["fullrank", "flow"])
 def test_svi_agrees_with_nuts(nuts_idata, guide):
     idata = run_svi(linear_model, X, Y, key=jax.random.key(1), guide=guide, num_steps=2500,
-                    learning_rate=1e-2, num_draws=2000, progress=False, check=False)
+                    learning_rate=1e-2, num_draws=2000, progress=False, check=False,
+                    posterior_predictive=guide == "fullrank")
     m_svi, c_svi = _moments(idata)
     m_nuts, c_nuts = _moments(nuts_idata)
     sd = np.sqrt(np.diag(c_nuts))
@@ -85,6 +108,9 @@ def test_svi_agrees_with_nuts(nuts_idata, guide):
     assert loss.shape == (2500,) and loss[-100:].mean() < loss[:100].mean()
     if guide == "fullrank":  # the exact family here: importance weights are well behaved
         assert idata.posterior.attrs["pareto_k"] < 0.7
+        pred = idata.posterior_predictive["y"].values  # data drawn anew: the observed noise level
+        mean = idata.posterior["mu"].values[..., None] + idata.posterior["tau"].values[..., None] * np.asarray(X)
+        np.testing.assert_allclose((pred - mean).std(), SIGMA, rtol=0.05)
 
 
 def test_svi_rejects_unknown_guide():
@@ -118,9 +144,9 @@ def test_from_draws_validates_shapes():
 
 
 def test_chain_layout():
-    assert chain_layout(4, 1) == "vectorized"
-    assert chain_layout(2, 2) == "parallel"
-    assert callable(chain_layout(4, 2))
+    assert chain_layout(4, 1) == 1
+    assert chain_layout(2, 2) == 2 and chain_layout(2, 4) == 2
+    assert chain_layout(4, 2) == 2
     with pytest.raises(ValueError, match="num_chains = 3 cannot be split evenly over 2 devices"):
         chain_layout(3, 2)
 

@@ -18,7 +18,8 @@ from bayesqcd.data import load_observations
 from bayesqcd.eos import sound_speed
 from bayesqcd.inference.regression import ArrayData, MLPRegressor, PolynomialRegressor, monomial_exponents
 from bayesqcd.models.neutron_star import TABLE_NODES
-from bayesqcd.studies.neutron_star.compare import band_agreement, first_order_fractions, interval_overlap, write_comparison
+from bayesqcd.intervals import interval_overlap
+from bayesqcd.studies.neutron_star.compare import band_agreement, first_order_fractions, write_comparison
 from bayesqcd.studies.ns_regression.regression import apply_regressor
 from bayesqcd.studies.ns_regression.training_set import (
     AugmentedSet,
@@ -142,7 +143,7 @@ def test_augmentation_copies_are_fixed_noisy_observations(eos_sets):
     assert abs(pulls.mean()) < 0.05 and 0.9 < pulls.std() < 1.1  # sorting barely reorders: tiny sigmas
 
 
-@pytest.mark.expensive(25)
+@pytest.mark.slow  # devices: chains over two devices stay in the default suite (tests/inference)
 def test_solve_batch_sharded_over_two_devices_matches_one_device():
     cs2 = jax.random.uniform(jax.random.key(3), (5, 3))  # odd: padded to the device count
     u = jax.random.uniform(jax.random.key(4), (5, 4))
@@ -249,9 +250,9 @@ def test_band_agreement_and_first_order_histogram_on_known_draws():
     hist = first_order_fractions(a, 5, 0.1)
     assert hist["counts"] == [0, 10, 0, 0, 0] and hist["fractions"][1] == 0.25
     same = band_agreement(a, a)
-    assert same["cs2_of_n"]["mean_overlap"] == pytest.approx(1.0)
+    assert same["cs2_of_n"]["overlap"] == pytest.approx(1.0)
     far = band_agreement(a, _fake_result(cs2, shift=5.0))
-    assert far["R_of_M"]["mean_overlap"] == 0.0 and far["R_1.4"]["median_difference"] == pytest.approx(-5.0)
+    assert far["R_of_M"]["overlap"] == 0.0 and far["R_1.4"]["median_difference"] == pytest.approx(-5.0)
 
 
 def test_apply_and_compare_write_complete_results(tmp_path, eos_sets):
@@ -267,7 +268,7 @@ def test_apply_and_compare_write_complete_results(tmp_path, eos_sets):
         (tmp_path / d).mkdir()
         idata.to_netcdf(str(tmp_path / d / "posterior.nc"))
     summary = write_comparison(tmp_path / "cmp", tmp_path / "a", tmp_path / "b")
-    assert summary["agreement"]["R_of_M"]["mean_overlap"] == pytest.approx(1.0)
+    assert summary["agreement"]["variables"]["R_of_M"]["overlap"] == pytest.approx(1.0)
     assert {p.name for p in (tmp_path / "cmp").iterdir()} == {"summary.json", "comparison.png", "first_order.png",
                                                              ".bayesqcd-results"}
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "missing"), "--out", str(tmp_path / "c2")]) == 2

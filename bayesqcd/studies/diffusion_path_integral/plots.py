@@ -62,3 +62,33 @@ def plot_analytic_finite_h(result: dict[str, Any], path: str | os.PathLike[str])
     ax.legend()
     fig.tight_layout()
     save_figure(fig, path, dpi=100)
+
+
+def plot_coefficients(summary: dict[str, Any], arrays: dict[str, Any],
+                      path: str | os.PathLike[str]) -> None:
+    """Histogram of the per-point first-order coefficients, one panel per outer tolerance and
+    one outline per training, on the range of the pooled 1st-99th percentiles (the count of
+    points beyond it in the title), with the mean, median and trimmed mean over trainings."""
+    import numpy as np
+
+    plt = pyplot()
+    per_tol = arrays["coef_per_tol"]
+    fig, axes = plt.subplots(1, len(per_tol), figsize=(5.5 * len(per_tol), 4), squeeze=False)
+    for ax, (tol, per_seed) in zip(axes[0], sorted(per_tol.items(), reverse=True)):
+        pooled = np.concatenate(per_seed)
+        lo, hi = np.quantile(pooled, [0.01, 0.99]) if len(pooled) else (-1.0, 1.0)
+        bins = np.linspace(lo, hi, 41)
+        for seed, c in zip(summary["seeds"], per_seed):
+            ax.hist(np.clip(c, lo, hi), bins, histtype="step", label=f"seed {seed}")
+        st = summary["first_order"][f"tol={tol:g}"]
+        for key, style in (("mean", "-"), ("median", "--"), ("trimmed_mean", ":")):
+            ax.axvline(st[key], c="k", ls=style, label=f"{key.replace('_', ' ')} {st[key]:.2f}")
+        outside = int(np.sum((pooled < lo) | (pooled > hi)))
+        ax.set(xlabel="dNLL/dh per point [nats]", ylabel="points",
+               title=f"outer tol {tol:g}: {outside} of {len(pooled)} beyond the range (clipped)")
+        ax.legend(fontsize=7)
+    case = summary["case"]
+    fig.suptitle(f"{case['data']} / {case['sde'].upper()}, window "
+                 f"[{summary['window']['t_min']:g}, {summary['window']['T']:g}]")
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100)

@@ -42,8 +42,11 @@ class Config:
         segments: c_s^2 segments of the ``cs2`` prior.
         method: ``nuts`` or ``svi``.
         guide: SVI guide (``diag``, ``fullrank``, ``flow``).
-        chains, warmup, samples, target_accept: NUTS settings (``samples`` also the number
-            of SVI guide draws).
+        chains, warmup, target_accept: NUTS settings.
+        samples: NUTS draws per chain (the most, with ``ess``); the number of SVI guide draws.
+        ess: NUTS stops once the minimum bulk effective sample size over the EoS parameters
+            reaches ``ess`` (with R-hat <= 1.01), or at ``samples`` draws per chain; 0 draws
+            ``samples`` per chain.
         svi_steps: SVI optimisation steps.
     """
 
@@ -55,7 +58,8 @@ class Config:
     guide: str = "fullrank"
     chains: int = 4
     warmup: int = 300
-    samples: int = 500
+    samples: int = 1000
+    ess: float = 400.0
     target_accept: float = 0.8
     svi_steps: int = 2000
 
@@ -68,16 +72,21 @@ class Config:
                 raise ValueError(f"{name} = {getattr(self, name)} is outside the valid range [1, inf)")
         if self.warmup < 0:
             raise ValueError(f"warmup = {self.warmup} is outside the valid range [0, inf)")
+        if self.ess < 0:
+            raise ValueError(f"ess = {self.ess} is outside the valid range [0, inf) (0: a fixed number of draws)")
         if not 0 < self.target_accept < 1:
             raise ValueError(f"target_accept = {self.target_accept} is outside the valid range (0, 1)")
 
 
 def infer(obs: ObservationSet, *, eos: str = "cs2", segments: int = 5, method: str = "nuts", seed: int = 0,
-          chains: int = 4, warmup: int = 500, samples: int = 1000, target_accept: float = 0.8,
-          guide: str = "fullrank", svi_steps: int = 2000, progress: bool = True) -> Any:
+          chains: int = 4, warmup: int = 500, samples: int = 1000, ess: float | None = None,
+          target_accept: float = 0.8, guide: str = "fullrank", svi_steps: int = 2000,
+          progress: bool = True) -> Any:
     """Run NUTS or SVI on the neutron-star model for ``obs``; returns ``arviz.InferenceData``.
 
-    Needs float64 (:func:`bayesqcd.enable_x64`).
+    With ``ess``, NUTS stops once the minimum bulk ESS over the EoS parameters reaches it
+    (:func:`~bayesqcd.inference.nuts.run_nuts`'s ``ess_target``). Needs float64
+    (:func:`bayesqcd.enable_x64`).
     """
     data = ns_data(obs)
     if segments < 1:
@@ -86,7 +95,8 @@ def infer(obs: ObservationSet, *, eos: str = "cs2", segments: int = 5, method: s
     key = jax.random.key(seed)
     if method == "nuts":
         return run_nuts(neutron_star_model, data, prior, key=key, num_warmup=warmup, num_samples=samples,
-                        num_chains=chains, target_accept=target_accept, forward_mode=True, progress=progress)
+                        num_chains=chains, target_accept=target_accept, forward_mode=True, progress=progress,
+                        ess_target=ess or None)
     # the ELBO gradient is taken in reverse mode: same tolerances, reverse-mode adjoint
     reverse = SolverConfig(rtol=INFERENCE.rtol, atol=INFERENCE.atol)
     return run_svi(neutron_star_model, data, prior, key=key, guide=guide, num_steps=svi_steps,
@@ -107,14 +117,25 @@ def run(config: Config = Config(), out: str | os.PathLike[str] | ResultsDir | No
     obs, truth = load_data(config.data, config.seed)
     start = time.perf_counter()
     idata = infer(obs, eos=config.eos, segments=config.segments, method=config.method, seed=config.seed,
-                  chains=config.chains, warmup=config.warmup, samples=config.samples,
+                  chains=config.chains, warmup=config.warmup, samples=config.samples, ess=config.ess,
                   target_accept=config.target_accept, guide=config.guide, svi_steps=config.svi_steps,
                   progress=progress)
     wall = time.perf_counter() - start
-    record = {"config": asdict(config), **(settings or {}), "total_wall_time_s": wall}
+    record = {"config": asdict(config), **(settings or {}), "total_wall_time_s": wall,
+              "timing_s": timing(idata)}
     diag = diagnostics(idata, report.parameter_names(idata))
     if config.method == "svi":
         diag["pareto_k"] = idata.posterior.attrs.get("pareto_k")
     if out is not None:
         report.write_results(out, idata, observations=obs, settings=record, diagnostics=diag, truth=truth)
-    return {"headline": report.headline(idata, truth), "diagnostics": diag, "total_wall_time_s": wall}
+    return {"headline": report.headline(idata, truth), "diagnostics": diag, "total_wall_time_s": wall,
+            "timing_s": record["timing_s"]}
+
+
+def timing(idata: Any) -> dict[str, Any]:
+    """Where the time of a run went [s]: initialisation, compilation, warm-up, sampling (NUTS), and
+    the gradient evaluations (leapfrog steps, warm-up included) and kept draws."""
+    attrs = idata.posterior.attrs
+    keys = ("init_time_s", "compile_time_s", "warmup_time_s", "sampling_time_s", "wall_time_s",
+            "gradient_evaluations", "num_samples", "stopped_by")
+    return {k: attrs[k] for k in keys if k in attrs}

@@ -4,8 +4,9 @@ Layer: study (imports core :mod:`bayesqcd.spectral`, :mod:`bayesqcd.models.spect
 :mod:`bayesqcd.inference` and :mod:`bayesqcd.report`; never cli). The ``bayesqcd spectral``
 command is a thin front end to :func:`run`.
 
-What it is for: recover ``rho(omega) >= 0`` from ``D = A rho + n`` (a Breit-Wigner or
-Gaussian mock, Kallen-Lehmann or Euclidean kernel, relative or absolute noise) with GP-prior
+What it is for: recover ``rho(omega) >= 0`` from ``D = A rho + n`` (a mock of
+:data:`bayesqcd.spectral.MOCKS`: peaks, threshold continuum, transport peak; Kallen-Lehmann,
+Euclidean or thermal kernel, relative or absolute noise) with GP-prior
 NUTS, a Bayesian network, score-based posterior sampling with a learned diffusion prior,
 diffusion-prior NUTS and MEM, and compare MSE, KL, band coverage and wall time.
 
@@ -26,7 +27,7 @@ yourself before using the pieces (:func:`run_method`, :func:`evaluate`) directly
 """
 
 from .config import METHOD_NAMES, NEEDS_PRIOR, Config, make_problem
-from .experiment import evaluate, format_table, run, run_one, table_row
+from .experiment import RHAT_MAX, evaluate, failures, format_table, run, run_one, table_row
 from .gp import GP_MU_SCALE, GPEvidence, gp_empirical_bayes, gp_prior_scale, gp_rho
 from .methods import (
     METHODS,
@@ -42,8 +43,9 @@ from .plots import plot_bands
 from .prior import SpectralPrior, to_default_float, train_prior
 
 __all__ = [
-    "GP_MU_SCALE", "GPEvidence", "METHODS", "METHOD_NAMES", "NEEDS_PRIOR", "Config", "SpectralPrior",
-    "diffusion_prior_nuts", "evaluate", "format_table", "gp_empirical_bayes", "gp_nuts", "gp_prior_scale",
+    "GP_MU_SCALE", "GPEvidence", "METHODS", "METHOD_NAMES", "NEEDS_PRIOR", "RHAT_MAX", "Config",
+    "SpectralPrior", "diffusion_prior_nuts", "evaluate", "failures", "format_table", "gp_empirical_bayes",
+    "gp_nuts", "gp_prior_scale",
     "gp_rho", "guided_draws", "make_problem", "mem_band", "nn_nuts", "plot_bands", "run", "run_method",
     "run_one", "score_sampler", "table_row", "to_default_float", "train_prior",
 ]

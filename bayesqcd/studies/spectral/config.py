@@ -47,7 +47,8 @@ class Config:
         methods: the reconstruction methods (from :data:`METHOD_NAMES`), run in this order.
         eps: the noise levels (``> 0``); a single number is accepted.
         n_omega, omega_max, n_data, kernel, noise, correlation: the problem
-            (:func:`bayesqcd.spectral.make_mock`).
+            (:func:`bayesqcd.spectral.make_mock`; ``kernel=None``: the mock's own,
+            :data:`bayesqcd.spectral.MOCK_KERNEL`, else Kallen-Lehmann).
         seed: noise draw (``seed``), prior training (``seed + 1``), method ``i`` (``seed + 10 + i``).
         num_warmup, num_samples, num_chains, max_tree_depth: NUTS of ``nuts`` and ``nn``.
         gp_length_scale, gp_modes: the GP prior of ``nuts`` (:func:`bayesqcd.models.spectral.gp_basis`).
@@ -69,7 +70,7 @@ class Config:
     n_omega: int = 500
     omega_max: float = 20.0
     n_data: int = 25
-    kernel: str = "kallen-lehmann"
+    kernel: str | None = None
     noise: str = "relative"
     correlation: float = 0.0
     seed: int = 0
@@ -127,7 +128,7 @@ class Config:
             if not (e > 0 and math.isfinite(e)):
                 raise ValueError(f"eps (noise level) = {e} is outside the valid range (0, inf)")
         for name, choices in _CHOICES.items():
-            if getattr(self, name) not in choices:
+            if getattr(self, name) not in choices and not (name == "kernel" and self.kernel is None):
                 raise ValueError(f"{name} = {getattr(self, name)!r} is not valid; choose from {', '.join(choices)}")
         for name, low in _INT_MINIMA.items():
             value = getattr(self, name)

@@ -51,30 +51,52 @@ def evaluate(idata: az.InferenceData, mock: sp.MockData) -> dict[str, Any]:
     return out
 
 
+RHAT_MAX = 1.05
+"""An MCMC run whose largest R-hat on ``rho`` exceeds this has status ``"unconverged"``."""
+
+
 def run_one(method: str, mock: sp.MockData, config: Config, *, key: jax.Array,
             prior: SpectralPrior | None = None,
             progress: bool = True) -> tuple[az.InferenceData | None, dict[str, Any]]:
-    """:func:`~.methods.run_method` then :func:`evaluate`; a numerical failure
-    (``FloatingPointError``, ``LinAlgError``, ``RuntimeError``) is reported as
-    ``{"failed": message}`` with ``None`` for the InferenceData, not raised."""
+    """:func:`~.methods.run_method` then :func:`evaluate`, with a ``status``: ``"ok"``,
+    ``"unconverged"`` (MCMC with R-hat on ``rho`` above :data:`RHAT_MAX`; ``error`` says so) or
+    ``"failed"``: a numerical failure (``FloatingPointError``, ``LinAlgError``,
+    ``RuntimeError``) is reported as ``{"status": "failed", "error": message}`` with ``None``
+    for the InferenceData, not raised."""
     try:
         idata = run_method(method, mock, config, key=key, prior=prior, progress=progress)
     except (FloatingPointError, np.linalg.LinAlgError, RuntimeError) as err:
-        return None, {"failed": f"{type(err).__name__}: {err}"}
-    return idata, evaluate(idata, mock)
+        return None, {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    met = evaluate(idata, mock)
+    rhat = met.get("max_rhat_rho", float("nan"))  # NaN: not MCMC, or one chain
+    if np.isfinite(rhat) and rhat > RHAT_MAX:
+        met.update(status="unconverged", error=f"max R-hat on rho {rhat:.3g} > {RHAT_MAX}")
+    else:
+        met["status"] = "ok"
+    return idata, met
 
 
-TABLE_HEADER = ("| method | eps | MSE | KL | 95% coverage | wall time [s] | max R-hat (rho) |\n"
-                "|---|---|---|---|---|---|---|")
+def failures(summary: dict[str, Any]) -> list[str]:
+    """``"method at eps label: error"`` for every failed run of a :func:`run` summary."""
+    return [f"{m} at eps {label}: {met.get('error', '')}" for label, per in summary["results"].items()
+            for m, met in per.items() if met.get("status") == "failed"]
+
+
+TABLE_HEADER = ("| method | eps | status | MSE | KL | 95% coverage (floor) | wall time [s] | max R-hat (rho) "
+                "| error |\n|---|---|---|---|---|---|---|---|---|")
 
 
 def table_row(method: str, label: str, metrics: dict[str, Any]) -> str:
-    """One row of ``table.md`` for ``method`` at noise level ``label``."""
-    if "failed" in metrics:
-        return f"| {method} | {label} | failed | | | | |"
+    """One row of ``table.md`` for ``method`` at noise level ``label`` (coverage strict and, in
+    brackets, with the floor of :func:`bayesqcd.spectral.metrics`; ``error``: why a run failed or
+    is unconverged)."""
+    status, error = metrics.get("status", "ok"), metrics.get("error", "").replace("|", "/")
+    if status == "failed":
+        return f"| {method} | {label} | failed | | | | | | {error} |"
     rhat = metrics.get("max_rhat_rho", float("nan"))
-    return (f"| {method} | {label} | {metrics['mse']:.3g} | {metrics['kl']:.3g} | "
-            f"{metrics['coverage']:.2f} | {metrics['wall_time_s']:.1f} | {rhat:.3f} |")
+    return (f"| {method} | {label} | {status} | {metrics['mse']:.3g} | {metrics['kl']:.3g} | "
+            f"{metrics['coverage']:.2f} ({metrics['coverage_floor']:.2f}) | {metrics['wall_time_s']:.1f} | "
+            f"{rhat:.3f} | {error} |")
 
 
 def format_table(summary: dict[str, Any]) -> str:
@@ -86,8 +108,8 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def _headline(method: str, label: str, met: dict[str, Any]) -> str:
-    if "failed" in met:
-        return f"[eps={label}] {method}: FAILED {met['failed']}"
+    if met.get("status") == "failed":
+        return f"[eps={label}] {method}: FAILED {met['error']}"
     return (f"[eps={label}] {method}: MSE {met['mse']:.3g}, KL {met['kl']:.3g}, "
             f"coverage {met['coverage']:.2f}, {met['wall_time_s']:.1f} s")
 
@@ -108,8 +130,9 @@ def run(config: Config, out: str | Path | ResultsDir | None = None, *, progress:
 
     Returns:
         The summary: ``mock``, ``kernel``, ``noise``, ``methods``, ``eps``, ``prior`` (training
-        info or ``None``), ``results[label][method]`` (:func:`evaluate`'s metrics, or
-        ``{"failed": message}``) and ``versions``.
+        info or ``None``), ``results[label][method]`` (:func:`evaluate`'s metrics and
+        ``status``, or ``{"status": "failed", "error": message}``, see :func:`run_one`),
+        ``failures`` (:func:`failures`) and ``versions``.
     """
     out = results_dir(out)  # a bad results folder fails here, before any work
     methods, eps_list = list(config.methods), list(config.eps)
@@ -118,7 +141,8 @@ def run(config: Config, out: str | Path | ResultsDir | None = None, *, progress:
         prior, prior_info = train_prior(make_problem(config).omega, config, key=jax.random.key(config.seed + 1),
                                         progress=progress)
         print(f"diffusion prior trained: {prior_info}")
-    summary: dict[str, Any] = {"mock": config.mock, "kernel": config.kernel, "noise": config.noise,
+    kernel = config.kernel or sp.MOCK_KERNEL.get(config.mock, "kallen-lehmann")
+    summary: dict[str, Any] = {"mock": config.mock, "kernel": kernel, "noise": config.noise,
                                "methods": methods, "eps": eps_list, "prior": prior_info, "results": {}}
     folder = atomic_results_dir(out) if out is not None else contextlib.nullcontext()
     with folder as tmp:
@@ -135,6 +159,7 @@ def run(config: Config, out: str | Path | ResultsDir | None = None, *, progress:
             if tmp is not None:
                 save_figure(plot_bands(idatas, mock, title=f"{config.mock}, relative noise {label}"),
                             tmp / f"bands_{config.mock}_eps{label}.png", dpi=110)
+        summary["failures"] = failures(summary)
         summary["versions"] = versions()
         if tmp is not None:
             (tmp / "table.md").write_text(format_table(summary) + "\n")
