@@ -6,6 +6,11 @@ loads the compiled programs from disk instead. The ``bayesqcd`` command turns it
 --no-compile-cache COMMAND`` or ``BAYESQCD_COMPILE_CACHE=0`` turn it off); a script calls
 :func:`enable_compile_cache` once, before its first computation. Nothing is switched on at import.
 
+JAX does not cache programs that contain host callbacks, and Equinox's runtime checks (such
+as diffrax's check of the sign of a traced ``dt0``, in every TOV solve) are host callbacks unless
+``EQX_ON_ERROR=nan`` is set before Equinox is imported; the ``bayesqcd`` command sets it (a
+failed check then gives NaN, which the solvers here report as a failure anyway).
+
 The folder is ``$BAYESQCD_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/bayesqcd/jax``, else
 ``~/.cache/bayesqcd/jax``; it may be deleted at any time (the next run compiles again).
 """

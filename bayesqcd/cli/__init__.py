@@ -64,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayesqcd`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
     if not args.no_compile_cache and cache_enabled_by_env():
+        # JAX never caches a program with host callbacks, and Equinox's runtime checks (e.g.
+        # diffrax's check of dt0's sign) are host callbacks unless they return NaN instead of
+        # raising; our solvers report failures as NaN already. EQX_ON_ERROR=raise keeps the
+        # errors (and loses the cache for those programs).
+        os.environ.setdefault("EQX_ON_ERROR", "nan")
         try:
             enable_compile_cache()
         except OSError as err:  # a read-only home: run without the cache

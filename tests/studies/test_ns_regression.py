@@ -31,7 +31,7 @@ from bayesqcd.studies.ns_regression.training_set import (
     solve_batch,
 )
 from bayesqcd.inference.results import from_draws
-from bayesqcd.tov import DEFAULT, INFERENCE, mass_radius_curve
+from bayesqcd.tov import DEFAULT, mass_radius_curve
 
 TINY = MLPRegressor(width=32, depth=2, n_members=2, n_steps=600, batch_size=128, eval_every=100,
                     learning_rate=3e-3, patience=None)

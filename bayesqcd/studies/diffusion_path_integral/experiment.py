@@ -247,7 +247,7 @@ def _compute(cfg: Config, progress: bool) -> tuple[dict[str, Any], dict[str, Any
 
     # W2 against h and the finite-h KDE check: the first training only
     first = runs[0]
-    model, points = first["model"], np.asarray(first["points"])
+    points = np.asarray(first["points"])
     t0 = time.perf_counter()
     ref = np.asarray(make_data(cfg.data, first["k_ref"], cfg.n_samples))
     floor = wasserstein2(ref, np.asarray(make_data(cfg.data, jax.random.fold_in(first["k_ref"], 1),

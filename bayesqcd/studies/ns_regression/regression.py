@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import arviz as az
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
