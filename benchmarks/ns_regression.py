@@ -5,14 +5,17 @@
 
 Measures, in one run on the shipped observations:
 
-* training-set generation: EoS solved per second (32-star curves, batches of 256), against
-  solving the same EoS one jitted call at a time (the baseline);
+* training-set generation: EoS drawn per second by ``simulate`` on the simulator model
+  (32-star curves, batches of 256; compilation included), against solving EoS one jitted
+  call at a time (the baseline, compiled beforehand; ``benchmarks/simulate_throughput.py``
+  compares ``simulate`` with a hand-written batched solver);
 * training: wall time of the MLP ensemble (with augmentation), against the polynomial fit;
 * inference on a data set: one jitted ensemble call, and the full result (100 input draws
   per member with their M-R curves; once compiled), against a NUTS run on the same data
   (its wall time, compilation included);
 
-and prints the ratios last (amortization ratio = NUTS time / regression time).
+and prints the ratios last (amortization ratio = NUTS time / regression time; the steady rate
+of ``simulate`` against a batched solver is ``benchmarks/simulate_throughput.py``'s).
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     from bayesqcd.studies.neutron_star import infer
     from bayesqcd.studies.neutron_star import report as ns_report
     from bayesqcd.studies.ns_regression import apply_regressor
-    from bayesqcd.studies.ns_regression.training_set import (AugmentedSet, ObservationModel, generate_eos_set,
-                                                             observed_inputs, solve_batch)
+    from bayesqcd.studies.ns_regression.training_set import (AugmentedSet, EoSSet, ObservationModel, derived_batch,
+                                                             observed_inputs, simulate_eos)
 
     bayesqcd.enable_x64()
 
@@ -50,19 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     x_obs = observed_inputs(obs, om.n_stars)
     print(f"devices: {jax.local_device_count()} x {jax.devices()[0].platform}", flush=True)
 
-    # --- training-set generation: batched vs one EoS per call
-    train, gen = generate_eos_set(jax.random.key(0), args.n_train, 5, om, progress=False)
-    val, _ = generate_eos_set(jax.random.key(1), 500, 5, om, progress=False)
+    # --- training-set generation: batched (simulate) vs one EoS per call
+    sims, gen = simulate_eos(jax.random.key(0), args.n_train + 500, 5, om, progress=False)
+    train_sims, val_sims = sims.split(sims.n - 500)
+    train, val = EoSSet.of(train_sims), EoSSet.of(val_sims)
     cs2 = jax.random.uniform(jax.random.key(2), (args.sequential, 5))
-    u = jax.random.uniform(jax.random.key(3), (args.sequential, om.n_stars))
-    jax.block_until_ready(solve_batch(cs2[:1], u[:1], om.m_min))  # compile the one-EoS shape
+    derived_batch(cs2[:1])  # compile the one-EoS shape (the curve and the derived quantities)
     start = time.perf_counter()
     for i in range(args.sequential):
-        jax.block_until_ready(solve_batch(cs2[i:i + 1], u[i:i + 1], om.m_min))
+        derived_batch(cs2[i:i + 1])
     seq_rate = args.sequential / (time.perf_counter() - start)
     print(f"\ntraining set: {gen.n_kept} of {gen.n_drawn} EoS kept ({gen.n_dropped} dropped), "
-          f"{gen.eos_per_second:.0f} EoS/s batched (first batch with compilation {gen.first_batch_s:.1f} s), "
-          f"{seq_rate:.1f} EoS/s one at a time", flush=True)
+          f"{gen.eos_per_second:.0f} EoS/s batched by simulate ({gen.wall_time_s:.1f} s, compilation included), "
+          f"{seq_rate:.1f} EoS/s one at a time (compiled)", flush=True)
 
     # --- training
     data = AugmentedSet(train, jax.random.key(4), 20, om)
@@ -99,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
               f"NUTS {hn['median']:8.3f} {np.round(hn['ci68'], 3)}")
 
     print("\nratios")
-    print(f"  generation, batched / one at a time           {gen.eos_per_second / seq_rate:10.1f}")
     print(f"  training, MLP ensemble / polynomial            {t_nn / t_poly:10.1f}")
     print(f"  amortization, NUTS / one ensemble call         {t_nuts / t_call:10.3g}")
     print(f"  amortization, NUTS / full regression result    {t_nuts / t_full:10.1f}")

@@ -1,4 +1,4 @@
-"""Benchmark: NUTS and simulations on one process against two processes (jax.distributed).
+"""Benchmark: NUTS, simulations and calibration on one process against two processes (jax.distributed).
 
     python benchmarks/scale_out.py                     # n = 20000 points, p = 10, 4 chains, 100k sims
     python benchmarks/scale_out.py --n 2000 --sims 20000 --warmup 200 --samples 200
@@ -17,8 +17,12 @@ time spent gathering each chunk's statistics on the host(s) (with two processes:
 ``process_allgather``, its one-off compilation and the wait for the slower process; with one,
 a device-to-host copy), and, alone, the median time of one compiled ``process_allgather`` of
 a chunk's statistics (25 iterations of ``chains x (p + 6)`` float64 values) between two
-processes. On one machine two processes share its cores, so 2x1 can at best match 1x2; the
-point of several processes is several hosts.
+processes. Then, in separate runs of the same example without NUTS (``--no-nuts``, a smaller
+model of ``--calib-n`` points), calibration throughput: data sets per second of ``calibrate``
+over ``--calibrate`` held-out simulations (shared out over the processes), for the batched
+path (a linear regression, ``--calib-chunk`` data sets per call, compilation included) and
+the per-data-set path (a callable drawing the exact posterior). On one machine two processes
+share its cores, so 2x1 can at best match 1x2; the point of several processes is several hosts.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ def run(layout: str, common: list[str], folder: Path) -> dict:
     """Run the example in ``layout`` ("1x1", "1x2", "2x1") and return its summary.json."""
     procs, devs = (int(v) for v in layout.split("x"))
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devs}", JAX_PLATFORMS="cpu")
-    out = folder / layout
+    out = folder / f"{layout}-{len(list(folder.iterdir()))}"
     cmd = [sys.executable, str(EXAMPLE), *common, "--out", str(out)] + (["--launch", str(procs)] if procs > 1 else [])
     subprocess.run(cmd, env=env, check=True, timeout=3600)
     return json.loads((out / "summary.json").read_text())
@@ -90,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=500)
     p.add_argument("--sims", type=int, default=100000)
     p.add_argument("--batch", type=int, default=10000)
+    p.add_argument("--calibrate", type=int, default=400, help="held-out data sets calibrated (0: skip; default 400)")
+    p.add_argument("--calib-n", type=int, default=50, help="data points of the calibration runs' model (default 50)")
+    p.add_argument("--calib-draws", type=int, default=100)
+    p.add_argument("--calib-chunk", type=int, default=64)
     p.add_argument("--allgather-worker", nargs=2, metavar=("HOST:PORT", "ID"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.allgather_worker:
@@ -109,6 +117,20 @@ def main(argv: list[str] | None = None) -> int:
     for a, b in (("1x2", "1x1"), ("2x1", "1x1"), ("2x1", "1x2")):
         print(f"{a} / {b}: NUTS ESS/s x{res[a]['ess_per_s'] / res[b]['ess_per_s']:.2f}, "
               f"simulations/s x{res[a]['sims_per_s'] / res[b]['sims_per_s']:.2f}")
+    if args.calibrate:
+        calib = ["--no-nuts", "--n", str(args.calib_n), "--p", str(args.p), "--sims", str(4 * args.calibrate),
+                 "--batch", str(4 * args.calibrate), "--calibrate", str(args.calibrate),
+                 "--calib-draws", str(args.calib_draws), "--calib-chunk", str(args.calib_chunk)]
+        with tempfile.TemporaryDirectory() as tmp:
+            cal = {layout: run(layout, calib, Path(tmp)) for layout in ("1x1", "1x2", "2x1")}
+        print(f"\ncalibration of {args.calibrate} held-out data sets ({args.calib_draws} draws each; model "
+              f"n = {args.calib_n}, p = {args.p}), data sets/s (compilation included)")
+        print("layout  regression (batched)  exact (one call per data set)")
+        for layout, r in cal.items():
+            print(f"{layout:6s}  {r['calib_regression_per_s']:20.1f}  {r['calib_exact_per_s']:29.1f}")
+        for a, b in (("1x2", "1x1"), ("2x1", "1x1"), ("2x1", "1x2")):
+            print(f"{a} / {b}: regression x{cal[a]['calib_regression_per_s'] / cal[b]['calib_regression_per_s']:.2f}, "
+                  f"exact x{cal[a]['calib_exact_per_s'] / cal[b]['calib_exact_per_s']:.2f}")
     print(f"one chunk's process_allgather alone (2 processes, compiled): "
           f"{allgather_ms(args.chains, args.p):.2f} ms (median of 30)")
     print(f"({os.cpu_count()} CPU cores; two processes on one machine share them)")

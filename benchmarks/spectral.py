@@ -1,6 +1,6 @@
-"""Time to a posterior for one spectral mock: GP-prior NUTS vs score-based sampling vs MEM.
+"""Time to a posterior for one spectral mock: GP-prior NUTS vs score-based sampling vs MEM (and BR).
 
-All three run on the same problem (one Breit-Wigner peak, relative noise eps, 25 momenta,
+All four run on the same problem (one Breit-Wigner peak, relative noise eps, 25 momenta,
 ``n_omega`` grid points) in float64 on the same machine, one after the other; each is timed
 twice and the second (compiled) run is reported next to the first. The score-based sampler's
 one-off prior training is timed separately. Ratios are printed last.
@@ -41,7 +41,7 @@ def main() -> None:
     train_s = time.perf_counter() - t0
     print(f"diffusion prior training ({info['steps']} steps, resumed ones not re-timed): {train_s:.1f} s")
     times = {}
-    for method in ("mem", "score", "nuts"):
+    for method in ("mem", "br", "score", "nuts"):
         runs = []
         for rep in range(2):
             t = time.perf_counter()
@@ -53,6 +53,7 @@ def main() -> None:
               f"MSE {m['mse']:.2e}, coverage {m['coverage']:.2f}")
     print("ratios (second runs):")
     print(f"  NUTS / MEM   = {times['nuts'] / times['mem']:.2f}")
+    print(f"  BR / MEM     = {times['br'] / times['mem']:.2f}")
     print(f"  score / MEM  = {times['score'] / times['mem']:.2f}")
     print(f"  NUTS / score = {times['nuts'] / times['score']:.2f}")
     print(f"  (score + training) / NUTS = {(times['score'] + train_s) / times['nuts']:.2f}")

@@ -6,7 +6,8 @@ a thermal-kernel case; Wang, Shi, Zhou, arXiv:2111.14760 grid: omega in (0, 20] 
 25 momenta in [0, 19.2], relative noise eps) and noise levels 1e-2 .. 1e-5, runs the spectral
 study (:func:`bayesqcd.studies.spectral.run`, what ``bayesqcd spectral`` calls) with the chosen
 methods (default GP-prior NUTS, score-based posterior with a learned diffusion prior, MEM; NN-NUTS
-and diffusion-prior NUTS on request: their chains do not mix), then prints one table (status,
+and diffusion-prior NUTS on request: their chains do not mix; the Bayesian Reconstruction ``br`` of
+Burnier and Rothkopf on request), then prints one table (status,
 MSE of the point estimate, coverage of the pointwise 95% band strict and with the 1e-4 max(rho)
 floor, R-hat on rho, chi^2/point, run-away draws, wall time), the methods' ranking (mean rank of
 the MSE over the runs where every method ran; failures counted) and draws MSE and coverage
@@ -14,6 +15,7 @@ against the noise level. The diffusion prior is trained once and shared through 
 
     python examples/spectral_reconstruction.py --out results/spectral
     python examples/spectral_reconstruction.py --out /tmp/s --quick      # coarse grid, short chains
+    python examples/spectral_reconstruction.py --out /tmp/s --quick --eps 1e-3 --methods mem,br
 
 Outputs: OUT/<mock>/summary.json, tables and band figures per noise level, OUT/table.md and
 OUT/metrics_vs_noise.png.

@@ -10,7 +10,9 @@ posterior q(theta | y) gives (Talts et al. 2018, arXiv:1804.06788):
 :class:`~bayesqcd.inference.amortized.FittedRegression` (whose ensemble spread is not a
 posterior width: it under-covers) or any callable ``data -> InferenceData`` (e.g. a NUTS run
 on a handful of simulations). The empirical coverage is compared with the central 95%
-binomial band of ``n_sims`` Bernoulli trials at the nominal level.
+binomial band of ``n_sims`` Bernoulli trials at the nominal level. In a multi-process run
+(:mod:`bayesqcd.inference.distributed`) the held-out simulations are shared out over the
+processes and the results all-gathered: every process gets the single-process result.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 from scipy import stats
 
+from bayesqcd.inference.distributed import gather_shares, share
 from bayesqcd.inference.simulation import Simulations
 
 DEFAULT_LEVELS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2).tolist())
@@ -107,7 +110,15 @@ def calibrate(posterior: Any, sims: Simulations, key: PRNGKeyArray, *, n_draws: 
         chunk: simulations per batched call (fitted posteriors).
 
     Returns:
-        :class:`Calibration`.
+        :class:`Calibration`, the same on every process.
+
+    After :func:`bayesqcd.inference.distributed.initialize` the simulations are shared out
+    over the processes: process ``p`` of ``P`` takes the batched calls (of ``chunk``
+    simulations, key ``fold_in(key, first simulation)``) or, for a callable, the simulations
+    ``p::P``; ranks and interval hits are all-gathered, so the result is bit for bit that of
+    one process. Every process needs ``sims`` in full, and a callable must run on its own
+    process alone (e.g. ``numpyro.infer.MCMC`` on a local device, not :func:`run_nuts`, whose
+    chains span all processes).
     """
     lv = np.asarray(levels, float)
     if lv.ndim != 1 or lv.size == 0 or np.any((lv <= 0) | (lv >= 1)):
@@ -118,35 +129,67 @@ def calibrate(posterior: Any, sims: Simulations, key: PRNGKeyArray, *, n_draws: 
     for name in names:
         if name not in sims.targets:
             raise ValueError(f"var_names entry {name!r} is not a target of the simulations ({list(sims.targets)})")
-    draws = _draws(posterior, sims, key, n_draws, names, chunk)  # name -> (N, S, *shape)
-    ranks, coverage = {}, {}
-    q_lo, q_hi = (1 - lv) / 2, (1 + lv) / 2
-    for name in names:
-        d, truth = draws[name], sims.targets[name][:, None]
-        ranks[name] = np.sum(d < truth, axis=1)
-        lo, hi = np.quantile(d, q_lo, axis=1), np.quantile(d, q_hi, axis=1)  # (L, N, *shape)
-        inside = (lo <= truth[:, 0]) & (truth[:, 0] <= hi)
-        coverage[name] = inside.reshape(lv.size, -1).mean(axis=1)
+    sizes = _unit_sizes(posterior, sims.n, chunk)
+    ranks, inside = _share_results(posterior, sims, key, n_draws, lv, names, sizes, share(len(sizes)))
+    ranks, inside = gather_shares((ranks, inside), sizes)
+    coverage = {k: np.moveaxis(inside[k], 0, 1).reshape(lv.size, -1).mean(axis=1) for k in names}
     engine = type(posterior).__name__ if hasattr(posterior, "_draws") else getattr(posterior, "__name__", "callable")
     return Calibration(lv, coverage, binomial_band(lv, sims.n), ranks, n_draws, sims.n, engine)
 
 
+def _batched(posterior: Any) -> bool:
+    """Whether ``posterior`` draws for many data sets in one jitted call (a fitted posterior)."""
+    return hasattr(posterior, "_draws") and hasattr(posterior, "inputs")
+
+
+def _unit_sizes(posterior: Any, n_sims: int, chunk: int) -> list[int]:
+    """Simulations per unit of work: chunks of ``chunk`` for a fitted posterior, else one each."""
+    if not _batched(posterior):
+        if not callable(posterior):
+            raise TypeError(f"posterior must be a FittedNPE, FittedRegression or a callable data -> InferenceData, "
+                            f"got {type(posterior).__name__}")
+        return [1] * n_sims
+    if chunk < 1:
+        raise ValueError(f"chunk = {chunk} must be >= 1")
+    return [min(chunk, n_sims - i) for i in range(0, n_sims, chunk)]
+
+
+def _share_results(posterior: Any, sims: Simulations, key: PRNGKeyArray, n_draws: int, levels: np.ndarray,
+                   names: list[str], sizes: list[int], units: Sequence[int]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Ranks ``(k, *shape)`` and interval hits ``(k, L, *shape)`` of the simulations of ``units``
+    (indices into ``sizes``), one unit after the other."""
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    q_lo, q_hi = (1 - levels) / 2, (1 + levels) / 2
+    ranks: dict[str, list[np.ndarray]] = {k: [] for k in names}
+    inside: dict[str, list[np.ndarray]] = {k: [] for k in names}
+    for u in units:
+        rows = slice(int(starts[u]), int(starts[u + 1]))
+        draws = _draws(posterior, sims, key, n_draws, names, rows)  # name -> (k, S, *shape)
+        for name in names:
+            d, truth = draws[name], sims.targets[name][rows, None]
+            ranks[name].append(np.sum(d < truth, axis=1))
+            lo, hi = np.quantile(d, q_lo, axis=1), np.quantile(d, q_hi, axis=1)  # (L, k, *shape)
+            inside[name].append(np.moveaxis((lo <= truth[:, 0]) & (truth[:, 0] <= hi), 0, 1))
+    shape = {k: sims.targets[k].shape[1:] for k in names}
+    stack = lambda parts, lead: {k: np.concatenate(v) if v else np.zeros((0, *lead, *shape[k]),  # noqa: E731
+                                                                          bool if lead else int)
+                                 for k, v in parts.items()}
+    return stack(ranks, ()), stack(inside, (levels.size,))
+
+
 def _draws(posterior: Any, sims: Simulations, key: PRNGKeyArray, n_draws: int, names: list[str],
-           chunk: int) -> dict[str, np.ndarray]:
-    """Posterior draws ``(N, n_draws, *shape)`` per target for every simulation."""
-    if hasattr(posterior, "_draws") and hasattr(posterior, "inputs"):
-        x = posterior.inputs.flatten(sims.observed)
+           rows: slice) -> dict[str, np.ndarray]:
+    """Posterior draws ``(k, n_draws, *shape)`` per target for the simulations ``rows``: one
+    batched call of a fitted posterior (key ``fold_in(key, rows.start)``), or one call of the
+    callable per simulation."""
+    if _batched(posterior):
+        x = posterior.inputs.flatten({k: v[rows] for k, v in sims.observed.items()})
         members = posterior.members
         per = -(-n_draws // members)
-        parts = [posterior._draws(jax.random.fold_in(key, i), x[i:i + chunk], per)
-                 for i in range(0, sims.n, chunk)]
-        return {k: np.concatenate([np.asarray(p[k]) for p in parts])[:, _thin(members * per, n_draws)]
-                for k in names}
-    if not callable(posterior):
-        raise TypeError(f"posterior must be a FittedNPE, FittedRegression or a callable data -> InferenceData, "
-                        f"got {type(posterior).__name__}")
-    out: dict[str, list[np.ndarray]] = {k: [] for k in names}
-    for i in range(sims.n):
+        out = posterior._draws(jax.random.fold_in(key, rows.start), x, per)
+        return {k: np.asarray(out[k])[:, _thin(members * per, n_draws)] for k in names}
+    got: dict[str, list[np.ndarray]] = {k: [] for k in names}
+    for i in range(rows.start, rows.stop):
         idata = posterior(sims.data(i))
         if not isinstance(idata, az.InferenceData):
             raise TypeError(f"the posterior callable returned {type(idata).__name__}, not InferenceData")
@@ -156,8 +199,8 @@ def _draws(posterior: Any, sims: Simulations, key: PRNGKeyArray, n_draws: int, n
             if v.shape[0] < n_draws:
                 raise ValueError(f"the posterior for simulation {i} has {v.shape[0]} draws of {k!r}; "
                                  f"n_draws = {n_draws} needs at least as many")
-            out[k].append(v[_thin(v.shape[0], n_draws)])
-    return {k: np.stack(v) for k, v in out.items()}
+            got[k].append(v[_thin(v.shape[0], n_draws)])
+    return {k: np.stack(v) for k, v in got.items()}
 
 
 def _thin(available: int, n: int) -> np.ndarray:

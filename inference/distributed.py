@@ -5,7 +5,10 @@ GPU); :func:`initialize` connects the processes (``jax.distributed.initialize``)
 which ``jax.devices()`` lists the devices of *all* processes and a program jitted over a
 :func:`global_mesh` runs on all of them, each process feeding and computing its own shards.
 Every process runs the whole script; :func:`gather` hands every process the full result,
-and only :func:`is_main_process` (process 0) should write files.
+and only :func:`is_main_process` (process 0) should write files. Work that splits into
+independent items (one posterior per data set) is shared out with :func:`share` and
+collected with :func:`gather_shares`; what process 0 alone has read (a checkpoint) reaches
+the others through :func:`broadcast_from_main`.
 
 On CPU the processes talk through gloo (or MPI when ``jax_cpu_collectives_implementation``
 is set to ``"mpi"`` before :func:`initialize`); on GPU through NCCL, as JAX does. Cluster
@@ -23,6 +26,7 @@ Example (two processes on one machine, one CPU device each)::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -129,3 +133,84 @@ def gather(tree: Any) -> Any:
     if jax.process_count() == 1:
         return jax.tree.map(np.asarray, tree)
     return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def share(n_items: int, process: int | None = None, n_processes: int | None = None) -> range:
+    """The items of ``range(n_items)`` that ``process`` (default: this one) handles: every
+    ``n_processes``-th one, starting at its own index (``process::n_processes``)."""
+    p = jax.process_index() if process is None else int(process)
+    n_proc = jax.process_count() if n_processes is None else int(n_processes)
+    if not 0 <= p < n_proc:
+        raise ValueError(f"process = {process} is outside the valid range [0, {n_proc - 1}]")
+    return range(p, int(n_items), n_proc)
+
+
+def _to_bytes(a: np.ndarray, rows: int) -> np.ndarray:
+    """``(k, *shape)`` -> ``(rows, bytes per row)`` uint8, zero-padded to ``rows`` rows."""
+    a = np.ascontiguousarray(a)
+    per_row = int(np.prod(a.shape[1:], dtype=int))
+    out = np.zeros((rows, per_row * a.dtype.itemsize), np.uint8)
+    out[:a.shape[0]] = a.reshape(a.shape[0], per_row).view(np.uint8)
+    return out
+
+
+def _from_bytes(b: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_to_bytes` for rows shaped and typed like ``like``'s."""
+    return np.ascontiguousarray(b).view(like.dtype).reshape(b.shape[0], *like.shape[1:])
+
+
+def reassemble(stacked: Sequence[np.ndarray], sizes: Sequence[int]) -> np.ndarray:
+    """The rows of every process's share put back in item order.
+
+    Args:
+        stacked: per process ``p``, the rows of its items ``p::P`` one after the other
+            (item ``i`` has ``sizes[i]`` rows), possibly followed by padding.
+        sizes: rows per item, for all items.
+
+    Returns:
+        ``(sum(sizes), ...)``: item 0's rows, then item 1's, ...
+    """
+    n_proc = len(stacked)
+    offsets = np.concatenate([[0], np.cumsum(sizes, dtype=int)])
+    out = np.empty((int(offsets[-1]), *np.shape(stacked[0])[1:]), np.asarray(stacked[0]).dtype)
+    for p in range(n_proc):
+        mine = [np.arange(offsets[i], offsets[i + 1]) for i in range(p, len(sizes), n_proc)]
+        rows = np.concatenate(mine) if mine else np.zeros(0, int)
+        out[rows] = np.asarray(stacked[p])[:rows.size]
+    return out
+
+
+def gather_shares(local: Any, sizes: Sequence[int]) -> Any:
+    """Every process's results for its :func:`share` of the items, in full on every process.
+
+    Args:
+        local: pytree of arrays ``(k, ...)``: this process's rows, those of its items
+            ``share(len(sizes))`` one after the other (same trailing shapes and dtypes on
+            every process).
+        sizes: rows per item, for all items (the same list on every process).
+
+    Returns:
+        The pytree with arrays ``(sum(sizes), ...)`` in item order, bit for bit as computed
+        (the rows travel as bytes through ``process_allgather``; without :func:`initialize`,
+        ``local`` itself).
+    """
+    n_proc = jax.process_count()
+    if n_proc == 1:
+        return jax.tree.map(np.asarray, local)
+    top = max(1, max(sum(sizes[p::n_proc]) for p in range(n_proc)))
+    leaves, tree = jax.tree.flatten(jax.tree.map(np.asarray, local))
+    got = multihost_utils.process_allgather([_to_bytes(a, top) for a in leaves], tiled=False)  # (P, top, B)
+    out = [reassemble([_from_bytes(g[p], a) for p in range(n_proc)], sizes) for g, a in zip(got, leaves)]
+    return jax.tree.unflatten(tree, out)
+
+
+def broadcast_from_main(tree: Any) -> Any:
+    """Process 0's values of a pytree of arrays, on every process, bit for bit (every process
+    passes arrays of the same shapes and dtypes; the others' values are ignored), as new
+    writable arrays. Without :func:`initialize`, the pytree itself as numpy arrays."""
+    if jax.process_count() == 1:
+        return jax.tree.map(np.asarray, tree)
+    leaves, treedef = jax.tree.flatten(jax.tree.map(np.asarray, tree))
+    raw = [_to_bytes(a[None], 1) for a in leaves]  # one row of bytes each: psum of 0s and the bytes is exact
+    got = multihost_utils.broadcast_one_to_all(raw)
+    return jax.tree.unflatten(treedef, [_from_bytes(np.asarray(g), a[None])[0].copy() for g, a in zip(got, leaves)])

@@ -34,7 +34,9 @@ from typing import Any
 import arviz as az
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
@@ -108,6 +110,45 @@ def _chunk_program(kernel: NUTS, static: Any, length: int, n_dev: int, vectorize
     return jax.jit(chunk)
 
 
+def _curvature_mass(kernel: NUTS, state: Any, dynamic: Any, static: Any, forward_mode: bool,
+                    vectorized: bool, step: float = 1e-3) -> Any:
+    """``state`` with the warm-up's inverse mass matrix set to 1 / the diagonal of the potential's
+    Hessian at the chains' starts (central differences of the gradient with ``step`` in the
+    unconstrained space; median over chains; 1 where the curvature is not positive or finite)."""
+
+    def inverse_mass(z: Any, dyn: Any) -> jax.Array:
+        args, kwargs = eqx.combine(dyn, static)
+        potential = kernel._potential_fn_gen(*args, **kwargs)
+        one = jax.tree.map(lambda a: a[0], z) if vectorized else z
+        _, unravel = ravel_pytree(one)
+        grad = (jax.jacfwd if forward_mode else jax.grad)(lambda flat: potential(unravel(flat)))
+
+        def curvature(flat: jax.Array) -> jax.Array:
+            shifts = step * jnp.eye(flat.size, dtype=flat.dtype)
+            up, down = jax.vmap(lambda d: grad(flat + d))(shifts), jax.vmap(lambda d: grad(flat - d))(shifts)
+            return jnp.diagonal(up - down) / (2 * step)
+
+        flats = jax.vmap(lambda c: ravel_pytree(c)[0])(z) if vectorized else ravel_pytree(z)[0][None]
+        h = jax.lax.map(curvature, flats)
+        h = jnp.nanmedian(jnp.where(jnp.isfinite(h) & (h > 0), h, jnp.nan), axis=0)
+        return jnp.where(jnp.isfinite(h), 1.0 / h, 1.0)
+
+    inv = jax.jit(inverse_mass)(state.z, dynamic)
+    adapt = state.adapt_state
+
+    def like(old: jax.Array, diag: jax.Array) -> jax.Array:
+        value = jnp.diag(diag) if old.ndim == 2 + vectorized else diag  # dense or diagonal
+        return jnp.broadcast_to(value, old.shape).astype(old.dtype)
+
+    (block,) = adapt.inverse_mass_matrix  # one block: all sites, sorted by name
+    adapt = adapt._replace(
+        inverse_mass_matrix={block: like(adapt.inverse_mass_matrix[block], inv)},
+        mass_matrix_sqrt={block: like(adapt.mass_matrix_sqrt[block], 1.0 / jnp.sqrt(inv))},
+        mass_matrix_sqrt_inv={block: like(adapt.mass_matrix_sqrt_inv[block], jnp.sqrt(inv))},
+    )
+    return state._replace(adapt_state=adapt)
+
+
 def _min_ess_max_rhat(z: dict[str, np.ndarray], names: Sequence[str]) -> tuple[float, float]:
     """Min bulk ESS and max R-hat over ``names`` of draws ``(chain, draw, ...)`` (unconstrained:
     both are rank-based, so invariant under the monotone transforms to the constrained space)."""
@@ -128,10 +169,11 @@ def run_nuts(
     num_samples: int = 1000,
     num_chains: int = 4,
     target_accept: float = 0.8,
-    max_tree_depth: int = 10,
+    max_tree_depth: int | tuple[int, int] = 10,
     dense_mass: bool = False,
     forward_mode: bool = False,
     init_strategy: Callable | None = None,
+    init_mass: str = "identity",
     ess_target: float | None = None,
     chunk_size: int = CHUNK,
     progress: bool = True,
@@ -150,12 +192,18 @@ def run_nuts(
         num_samples: kept draws per chain; with ``ess_target``, the most draws per chain.
         num_chains: independent chains (see the module docstring for the device layout).
         target_accept: NUTS target acceptance probability (raise it to remove divergences).
-        max_tree_depth: maximal tree depth (at most ``2**max_tree_depth`` leapfrog steps).
+        max_tree_depth: maximal tree depth (at most ``2**max_tree_depth`` leapfrog steps), or
+            ``(during warm-up, during sampling)``.
         dense_mass: adapt a dense mass matrix instead of a diagonal one.
         forward_mode: differentiate the potential in forward mode (``jax.jacfwd``); needed
             when the model differentiates an ODE solve in forward mode, and cheaper when
             the parameters are few.
         init_strategy: NumPyro init strategy (default: the prior median).
+        init_mass: the inverse mass matrix the warm-up starts from: ``"identity"`` (NumPyro's
+            default) or ``"hessian"``: 1 / the curvature of the potential along each
+            coordinate at the chains' starts (central differences of the gradient, median
+            over chains; 1 where it is not positive), so that the first warm-up window, which
+            adapts the step size only, already sees the posterior's scales.
         ess_target: stop sampling once the minimum bulk effective sample size over
             ``var_names`` reaches this and R-hat <= 1.01 (checked after every chunk), or at
             ``num_samples``; ``None`` draws ``num_samples``.
@@ -189,6 +237,8 @@ def run_nuts(
             raise ValueError(f"{name} = {value} must be >= {low}")
     if not 0.0 < target_accept < 1.0:
         raise ValueError(f"target_accept = {target_accept} must lie in (0, 1)")
+    if init_mass not in ("identity", "hessian"):
+        raise ValueError(f"init_mass = {init_mass!r}: choose 'identity' or 'hessian'")
     if ess_target is not None and not ess_target > 0:
         raise ValueError(f"ess_target = {ess_target} must be > 0 (or None for a fixed number of draws)")
     num_warmup, num_samples, num_chains = int(num_warmup), int(num_samples), int(num_chains)
@@ -217,6 +267,8 @@ def run_nuts(
         raise RuntimeError(f"Cannot find valid initial parameters for chain(s) {bad.tolist()}: the model's "
                            "log density or its gradient is not finite at the initial values; check the "
                            "model, the data and init_strategy")
+    if init_mass == "hessian":
+        state = _curvature_mass(kernel, state, dynamic, static, forward_mode, vectorized)
     n_proc = jax.process_count()
     if n_proc > 1:  # every process holds all initial values; each hands over its shards
         mesh = global_mesh(n_dev)

@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="NUTS stops once the minimum bulk effective sample size over the EoS parameters "
                    "reaches this, with R-hat <= 1.01 (default 400; 0: draw --samples per chain)")
     p.add_argument("--target-accept", type=float, default=0.8, help="NUTS target acceptance (default 0.8)")
+    p.add_argument("--init-mass", choices=("identity", "hessian"), default="identity",
+                   help="NUTS warm-up starts from the identity mass matrix (default) or from the log "
+                   "posterior's curvature at the starting points (hessian)")
     p.add_argument("--svi-steps", type=int, default=2000, help="SVI optimization steps (default 2000)")
     p.set_defaults(func=run)
 
@@ -111,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = ns.Config(data=data_spec(args), seed=args.seed, eos=args.eos, segments=args.segments,
                        method=args.method, guide=args.guide, chains=args.chains, warmup=args.warmup,
-                       samples=args.samples, ess=args.ess, target_accept=args.target_accept, svi_steps=args.svi_steps)
+                       samples=args.samples, ess=args.ess, target_accept=args.target_accept, svi_steps=args.svi_steps,
+                       init_mass=args.init_mass)
     result = ns.run(config, out, progress=not args.no_progress, settings=settings_of(args))
     if not main:
         return 0

@@ -1,8 +1,9 @@
 """Spectral functions from Euclidean correlators: kernels, mock data, error metrics, MEM (core).
 
 Layer: core (pure JAX and numpy; never imports models, inference, studies or cli).
-Modules: :mod:`.kernels`, :mod:`.mocks`, :mod:`.metrics`, :mod:`.mem` (the Maximum Entropy
-Method), :mod:`.prior` (peak families and the coarse log-rho representation of the diffusion prior).
+Modules: :mod:`.kernels`, :mod:`.mocks`, :mod:`.data` (a user's correlator file),
+:mod:`.metrics`, :mod:`.mem` (the Maximum Entropy Method), :mod:`.br` (the Bayesian
+Reconstruction of Burnier and Rothkopf), :mod:`.prior` (peak families and the coarse log-rho representation of the diffusion prior).
 The methods that turn data into posteriors are NumPyro models (:mod:`bayesqcd.models.spectral`)
 run by :mod:`bayesqcd.inference`; the benchmark study is :mod:`bayesqcd.studies.spectral`.
 
@@ -30,15 +31,28 @@ resonance plus continuum; a transport peak; a thermal-kernel case). :func:`mock_
 chosen model and covariance. Metrics: :func:`mse`, :func:`kl_divergence`, :func:`coverage`.
 """
 
+from bayesqcd.spectral.br import BRResult, br
+from bayesqcd.spectral.data import Correlator, data_problem, load_correlator, load_covariance
 from bayesqcd.spectral.kernels import (
+    KERNELS,
     euclidean_kernel,
     forward_matrix,
     kallen_lehmann_kernel,
+    kernel_matrix,
+    kernel_valid_range,
     omega_grid,
     thermal_kernel,
 )
 from bayesqcd.spectral.mem import MEMResult, mem
-from bayesqcd.spectral.metrics import chi2_per_point, coverage, kl_divergence, log10_eps_label, metrics, mse
+from bayesqcd.spectral.metrics import (
+    chi2_per_point,
+    coverage,
+    fit_metrics,
+    kl_divergence,
+    log10_eps_label,
+    metrics,
+    mse,
+)
 from bayesqcd.spectral.mocks import (
     MOCK_KERNEL,
     MOCKS,
@@ -54,8 +68,10 @@ from bayesqcd.spectral.mocks import (
 )
 
 __all__ = [
-    "MEMResult", "MOCK_KERNEL", "MOCKS", "MockData", "breit_wigner", "chi2_per_point", "coverage", "euclidean_kernel",
-    "forward_matrix", "gaussian_peak", "kallen_lehmann_kernel", "kl_divergence", "log10_eps_label",
+    "BRResult", "Correlator", "KERNELS", "MEMResult", "MOCK_KERNEL", "MOCKS", "MockData", "br", "breit_wigner",
+    "chi2_per_point", "coverage", "data_problem", "euclidean_kernel", "fit_metrics",
+    "forward_matrix", "gaussian_peak", "kallen_lehmann_kernel", "kernel_matrix", "kernel_valid_range",
+    "kl_divergence", "load_correlator", "load_covariance", "log10_eps_label",
     "make_mock", "mem", "metrics", "mock_correlator", "mock_spectrum", "mse", "noise_covariance",
     "omega_grid", "thermal_kernel", "threshold_continuum", "transport_peak",
 ]

@@ -10,14 +10,18 @@ from jaxtyping import Array, ArrayLike, Float
 
 
 # ----------------------------------------------------------------------------- grid, kernels
-def omega_grid(n: int = 500, omega_max: float = 20.0) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
-    """Uniform grid ``omega_i = i omega_max / n`` on ``(0, omega_max]`` and its weights ``dw``."""
-    if int(n) < 2:
-        raise ValueError(f"n (omega points) must be >= 2, got {n}")
-    if not omega_max > 0:
-        raise ValueError(f"omega_max must be > 0, got {omega_max}")
-    dw = omega_max / n
-    omega = dw * jnp.arange(1, int(n) + 1, dtype=float)
+def omega_grid(n: int = 500, omega_max: float = 20.0,
+               omega_min: float = 0.0) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
+    """Uniform grid ``omega_i = omega_min + i dw`` (``i = 1..n``, ``dw = (omega_max - omega_min) / n``)
+    on ``(omega_min, omega_max]`` and its weights ``dw`` (default: ``(0, omega_max]``)."""
+    if int(n) != n or int(n) < 2:
+        raise ValueError(f"n (omega points) = {n} is outside the valid range: integers >= 2")
+    if not (np.isfinite(omega_min) and omega_min >= 0):
+        raise ValueError(f"omega_min = {omega_min} is outside the valid range [0, inf)")
+    if not (np.isfinite(omega_max) and omega_max > omega_min):
+        raise ValueError(f"omega_max = {omega_max} is outside the valid range (omega_min = {omega_min}, inf)")
+    dw = (omega_max - omega_min) / n
+    omega = omega_min + dw * jnp.arange(1, int(n) + 1, dtype=float)
     return omega, jnp.full((int(n),), dw)
 
 
@@ -81,3 +85,41 @@ def forward_matrix(kernel: Float[Array, "nd nw"], weights: Float[Array, " nw"]) 
     return kernel * weights[None, :]
 
 
+KERNELS: tuple[str, ...] = ("kallen-lehmann", "euclidean", "thermal")
+"""The kernels of :func:`kernel_matrix` (and ``bayesqcd spectral --kernel``)."""
+
+
+def kernel_valid_range(kernel: str, *, n_t: int | None = None,
+                       temperature: float | None = None) -> tuple[float, float, bool, str]:
+    """The valid abscissae of ``kernel``: ``(low, high, high_included, name)``, ``name`` being
+    what the abscissa is (``"p"`` or ``"tau"``). Kallen-Lehmann: ``p in [0, inf)``; Euclidean:
+    ``tau in [0, n_t]``; thermal: ``tau in [0, 1/T)``."""
+    if kernel == "kallen-lehmann":
+        return 0.0, float("inf"), False, "p"
+    if kernel == "euclidean":
+        if n_t is None or int(n_t) != n_t or int(n_t) < 1:
+            raise ValueError(f"the euclidean kernel needs n_t (time extent, an integer >= 1), got {n_t}")
+        return 0.0, float(n_t), True, "tau"
+    if kernel == "thermal":
+        if temperature is None or not (np.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"the thermal kernel needs temperature in (0, inf), got {temperature}")
+        return 0.0, 1.0 / float(temperature), False, "tau"
+    raise ValueError(f"kernel = {kernel!r} is not valid; choose from {', '.join(KERNELS)}")
+
+
+def kernel_matrix(kernel: str, x: ArrayLike, omega: ArrayLike, *, n_t: int | None = None,
+                  temperature: float | None = None) -> Float[Array, "nd nw"]:
+    """``K(x_i, omega_j)`` of the named kernel (:data:`KERNELS`), shape ``(len(x), len(omega))``.
+
+    ``"kallen-lehmann"``: ``x = p`` (:func:`kallen_lehmann_kernel`); ``"euclidean"``:
+    ``x = tau`` on a lattice of ``n_t`` sites (:func:`euclidean_kernel`); ``"thermal"``:
+    ``x = tau`` at temperature ``temperature`` (:func:`thermal_kernel`). The mocks
+    (:func:`bayesqcd.spectral.make_mock`) and measured correlators
+    (:func:`bayesqcd.spectral.data_problem`) both build their kernel here.
+    """
+    kernel_valid_range(kernel, n_t=n_t, temperature=temperature)  # names the missing setting
+    if kernel == "kallen-lehmann":
+        return kallen_lehmann_kernel(x, omega)
+    if kernel == "euclidean":
+        return euclidean_kernel(x, omega, int(n_t))
+    return thermal_kernel(x, omega, float(temperature))

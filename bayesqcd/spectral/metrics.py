@@ -65,13 +65,31 @@ COVERAGE_FLOOR = 1e-4
 def metrics(samples: ArrayLike, mock: MockData, level: float = 0.95) -> dict[str, float]:
     """MSE and KL of the posterior mean, coverage of the ``level`` band (``coverage``: strict;
     ``coverage_floor``: band widened by :data:`COVERAGE_FLOOR` ``max(rho)``, see :func:`coverage`),
-    against ``mock.rho``."""
-    s = _as_np(samples).reshape(-1, mock.rho.shape[0])
+    against ``mock.rho``, and the truth-free :func:`fit_metrics`. For measured data (no truth,
+    ``mock.rho is None``) only :func:`fit_metrics`."""
+    s = _as_np(samples).reshape(-1, mock.omega.shape[0])
+    out = fit_metrics(s, mock)
+    if mock.rho is None:
+        return out
     mean = s.mean(axis=0)
     floor = COVERAGE_FLOOR * float(np.max(_as_np(mock.rho)))
     return {"mse": mse(mean, mock.rho), "kl": kl_divergence(mock.rho, mean, mock.weights),
             "coverage": coverage(s, mock.rho, level), "coverage_floor": coverage(s, mock.rho, level, floor),
-            "min_rho": float(s.min()), "chi2_per_point": chi2_per_point(mean, mock)}
+            **out}
+
+
+def fit_metrics(samples: ArrayLike, mock: MockData) -> dict[str, float]:
+    """What needs no truth: ``chi2_per_point`` of the posterior mean against the data,
+    ``chi2_per_point_draws`` (the mean over draws of each draw's chi^2/point: the posterior
+    predictive fit, ``~ 1 + (effective parameters) / n_data`` for a fitting model),
+    ``peak_omega`` (the grid point of the mean's maximum) and ``min_rho``."""
+    s = _as_np(samples).reshape(-1, mock.omega.shape[0])
+    mean = s.mean(axis=0)
+    Li = np.linalg.inv(np.linalg.cholesky(_as_np(mock.cov)))
+    r = (_as_np(mock.data)[None, :] - s @ _as_np(mock.A).T) @ Li.T
+    return {"min_rho": float(s.min()), "chi2_per_point": chi2_per_point(mean, mock),
+            "chi2_per_point_draws": float(np.mean(np.sum(r**2, axis=1)) / r.shape[1]),
+            "peak_omega": float(_as_np(mock.omega)[int(np.argmax(mean))])}
 
 
 def chi2_per_point(rho: ArrayLike, mock: MockData) -> float:

@@ -8,14 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from bayesqcd.spectral.kernels import (
-    _concrete,
-    euclidean_kernel,
-    forward_matrix,
-    kallen_lehmann_kernel,
-    omega_grid,
-    thermal_kernel,
-)
+from bayesqcd.spectral.kernels import _concrete, forward_matrix, kernel_matrix, omega_grid
 
 
 # ------------------------------------------------------------------------- mock spectra
@@ -82,14 +75,17 @@ def mock_spectrum(name: str, omega: ArrayLike) -> Float[Array, " n"]:
 
 # ------------------------------------------------------------------------- mock correlators
 class MockData(eqx.Module):
-    """A mock inverse problem: grid, truth, forward matrix and noisy data.
+    """An inverse problem: grid, forward matrix, data and (for a mock) the truth.
+
+    A measured correlator (:func:`bayesqcd.spectral.data_problem`) is the same problem without
+    a truth: ``rho`` and ``clean`` are ``None``.
 
     Attributes:
         omega, weights: the grid ``(n_omega,)`` and its quadrature weights.
         x: the data abscissae (momenta ``p`` or times ``tau``), ``(n_data,)``.
         A: forward matrix ``(n_data, n_omega)``; ``D = A rho``.
-        rho: the true spectral function on the grid.
-        clean: the noiseless correlator ``A rho``.
+        rho: the true spectral function on the grid (``None``: measured data).
+        clean: the noiseless correlator ``A rho`` (``None``: measured data).
         data: the noisy correlator.
         cov: the noise covariance ``(n_data, n_data)`` (known to the inference).
     """
@@ -98,8 +94,8 @@ class MockData(eqx.Module):
     weights: Float[Array, " nw"]
     x: Float[Array, " nd"]
     A: Float[Array, "nd nw"]
-    rho: Float[Array, " nw"]
-    clean: Float[Array, " nd"]
+    rho: Float[Array, " nw"] | None
+    clean: Float[Array, " nd"] | None
     data: Float[Array, " nd"]
     cov: Float[Array, "nd nd"]
 
@@ -107,6 +103,11 @@ class MockData(eqx.Module):
     def sigma(self) -> Float[Array, " nd"]:
         """Noise standard deviations."""
         return jnp.sqrt(jnp.diag(self.cov))
+
+    @property
+    def has_truth(self) -> bool:
+        """Whether the true ``rho`` is known (a mock), so that MSE, KL and coverage exist."""
+        return self.rho is not None
 
 
 def noise_covariance(clean: ArrayLike, eps: float, *, model: str = "relative",
@@ -150,33 +151,32 @@ def mock_correlator(key: PRNGKeyArray, A: ArrayLike, rho: ArrayLike, cov: ArrayL
 def make_mock(key: PRNGKeyArray, mock: str = "bw1", *, eps: float = 1e-3, n_omega: int = 500,
               omega_max: float = 20.0, kernel: str | None = None, n_data: int = 25,
               p_max: float = 19.2, n_t: int = 32, temperature: float = 0.25,
-              noise: str = "relative", correlation: float = 0.0) -> MockData:
+              noise: str = "relative", correlation: float = 0.0, omega_min: float = 0.0) -> MockData:
     """A complete mock problem (defaults: Wang-Shi-Zhou, 25 momenta in ``[0, 19.2]``).
 
     ``kernel``: ``"kallen-lehmann"`` (``x = p``, ``n_data`` momenta on ``[0, p_max]``),
     ``"euclidean"`` (``x = tau = 0..n_t-1``, ``n_data`` ignored) or ``"thermal"``
     (``n_data`` times on ``[0, 1/(2T)]``, the kernel being symmetric about ``1/(2T)``);
-    ``None``: the mock's own (:data:`MOCK_KERNEL`, else Kallen-Lehmann).
+    ``None``: the mock's own (:data:`MOCK_KERNEL`, else Kallen-Lehmann). The grid is
+    :func:`~bayesqcd.spectral.omega_grid` ``(n_omega, omega_max, omega_min)``.
     """
     if mock not in _MOCK_SPECTRA:
         raise ValueError(f"mock must be one of {MOCKS}, got {mock!r}")
     kernel = MOCK_KERNEL.get(mock, "kallen-lehmann") if kernel is None else kernel
-    omega, weights = omega_grid(n_omega, omega_max)
+    omega, weights = omega_grid(n_omega, omega_max, omega_min)
     if int(n_data) < 2:
         raise ValueError(f"n_data must be >= 2, got {n_data}")
     if kernel == "kallen-lehmann":
         x = jnp.linspace(0.0, p_max, int(n_data))
-        K = kallen_lehmann_kernel(x, omega)
     elif kernel == "euclidean":
         x = jnp.arange(int(n_t), dtype=float)
-        K = euclidean_kernel(x, omega, n_t)
     elif kernel == "thermal":
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         x = jnp.linspace(0.0, 0.5 / temperature, int(n_data))
-        K = thermal_kernel(x, omega, temperature)
     else:
         raise ValueError(f"kernel must be 'kallen-lehmann', 'euclidean' or 'thermal', got {kernel!r}")
+    K = kernel_matrix(kernel, x, omega, n_t=n_t, temperature=temperature)
     A = forward_matrix(K, weights)
     rho = mock_spectrum(mock, omega)
     clean = A @ rho

@@ -7,8 +7,9 @@ is given (figures through :func:`bayesqcd.report.save_figure`) and returns its s
 
 * :mod:`.neutron_star` -- the EoS posterior from neutron-star observations (``bayesqcd ns-eos``)
   and the comparison of two results (``bayesqcd compare``);
-* :mod:`.ns_regression` -- neural regression of the EoS with data augmentation;
-* :mod:`.spectral` -- spectral functions from noisy correlators, five methods;
+* :mod:`.ns_regression` -- amortized EoS inference: neural regression with data augmentation
+  and a neural posterior estimate, both calibrated on held-out simulations;
+* :mod:`.spectral` -- spectral functions from noisy correlators (mocks or your own data), six methods;
 * :mod:`.lattice` -- 2-D phi^4 with HMC, a normalizing flow or a diffusion model;
 * :mod:`.diffusion_path_integral` -- Table 1 and W2(h) of the path-integral paper;
 * :mod:`.topology` -- winding numbers of line drawings learnt by an autoencoder;

@@ -1,5 +1,6 @@
-"""Neural and polynomial regression of the EoS (issue 4): training sets, augmentation,
-regressors, resume, application to data and comparison with a posterior."""
+"""Neural and polynomial regression of the EoS (issue 4) and neural posterior estimation
+(issue 22): training sets drawn with ``simulate``, augmentation, regressors, resume,
+application to data, calibration and comparison with a posterior."""
 
 from __future__ import annotations
 
@@ -20,15 +21,17 @@ from bayesqcd.inference.regression import ArrayData, MLPRegressor, PolynomialReg
 from bayesqcd.models.neutron_star import TABLE_NODES
 from bayesqcd.intervals import interval_overlap
 from bayesqcd.studies.neutron_star.compare import band_agreement, first_order_fractions, write_comparison
+from bayesqcd.studies.ns_regression.npe import calibrate_segments, regression_posterior
 from bayesqcd.studies.ns_regression.regression import apply_regressor
 from bayesqcd.studies.ns_regression.training_set import (
     AugmentedSet,
+    EoSSet,
     ObservationModel,
+    StarObservations,
     derived_batch,
     features,
-    generate_eos_set,
     observed_inputs,
-    solve_batch,
+    simulate_eos,
 )
 from bayesqcd.inference.results import from_draws
 from bayesqcd.tov import DEFAULT, mass_radius_curve
@@ -39,11 +42,13 @@ TINY = MLPRegressor(width=32, depth=2, n_members=2, n_steps=600, batch_size=128,
 
 @pytest.fixture(scope="module")
 def eos_sets():
-    """A small training and validation set (precise stars: small observational noise)."""
+    """A small training and validation set (precise stars: small observational noise), drawn
+    in one simulation call, and its simulations (the last 64 held out from both)."""
     om = ObservationModel(n_stars=5, sigma_m=(0.01, 0.03), sigma_r=(0.05, 0.2))
-    train, rep = generate_eos_set(jax.random.key(0), 2048, 3, om, progress=False)
-    val, _ = generate_eos_set(jax.random.key(1), 256, 3, om, progress=False)
-    return om, train, val, rep
+    sims, rep = simulate_eos(jax.random.key(0), 2048 + 256 + 64, 3, om, progress=False)
+    train, rest = sims.split(2048)
+    val, held_out = rest.split(rest.n - 64)
+    return om, EoSSet.of(train), EoSSet.of(val), rep, held_out
 
 
 # ----------------------------------------------------------------------------- regressors
@@ -97,9 +102,10 @@ def test_bad_settings_are_refused():
 def test_training_stars_lie_on_their_mass_radius_curves(eos_sets):
     """The stars of the training set against an independent solve at DEFAULT precision
     (rtol 1e-6, zoomed maximum): radii within the 20 m stated for the INFERENCE settings."""
-    om, train, _, rep = eos_sets
-    assert rep.n_kept + rep.n_dropped == rep.n_drawn == 2048
-    assert rep.n_kept == train.size
+    om, train, val, rep, held_out = eos_sets
+    assert rep.n_kept + rep.n_dropped == rep.n_drawn == 2048 + 256 + 64
+    assert rep.n_kept == train.size + val.size + held_out.n
+    m_tov = derived_batch(train.cs2[:256])["M_TOV"]
 
     @jax.jit
     def radii(cs2, masses):
@@ -109,24 +115,35 @@ def test_training_stars_lie_on_their_mass_radius_curves(eos_sets):
     for i in (0, 7):
         r_ref, m_max = radii(train.cs2[i], train.M[i])
         assert np.max(np.abs(np.asarray(r_ref) - np.asarray(train.R[i]))) < 0.02
-        assert abs(float(m_max) - float(train.M_TOV[i])) < 5e-3
+        assert abs(float(m_max) - float(m_tov[i])) < 5e-3
     assert float(jnp.min(train.M)) >= om.m_min
-    assert np.all(np.asarray(train.M) <= np.asarray(train.M_TOV)[:, None] + 0.01)
+    assert np.all(np.asarray(train.M[:256]) <= m_tov[:, None] + 0.01)
 
 
 def test_invalid_eos_are_dropped_and_counted():
     om = ObservationModel(m_min=2.0)  # stars from 2.0 M_sun up: soft EoS cannot host them
-    cs2 = jax.random.uniform(jax.random.split(jax.random.key(0))[0], (256, 3))  # as drawn inside
-    eos_set, rep = generate_eos_set(jax.random.key(0), 256, 3, om, progress=False)
-    assert rep.n_dropped > 10 and rep.n_kept == eos_set.size
-    # kept: the heaviest star exceeds m_min + 0.1 = 2.1 M_sun
-    top = derived_batch(cs2)["M_TOV"]
-    assert int(np.sum(top > 2.11)) <= rep.n_kept <= int(np.sum(top > 2.09))
-    assert np.allclose(np.sort(np.asarray(eos_set.cs2), axis=0), np.sort(np.asarray(cs2)[top > 2.1], axis=0))
+    sims, rep = simulate_eos(jax.random.key(0), 256, 3, om, progress=False)
+    assert rep.n_dropped > 10 and rep.n_kept == sims.n == 256 - rep.n_dropped
+    # kept: the heaviest star exceeds m_min + 0.1 = 2.1 M_sun; dropped: as many as the prior has below
+    assert np.all(derived_batch(sims.targets["cs2"])["M_TOV"] > 2.09)
+    prior = derived_batch(jax.random.uniform(jax.random.key(1), (256, 3)))["M_TOV"]
+    expected = np.sum(~(prior > 2.1))
+    assert abs(rep.n_dropped - expected) < 4 * np.sqrt(expected) + 3
+
+
+def test_the_simulator_draws_sorted_noisy_stars_and_has_no_density():
+    d = StarObservations(jnp.array([2.0, 1.2, 1.6]), jnp.array([11.0, 13.0, 12.0]), ObservationModel(n_stars=3))
+    x = d.sample(jax.random.key(0), (2000,))
+    assert x.shape == (2000, 12) and d.event_shape == (12,)
+    assert np.all(np.diff(np.asarray(x[:, :3]), axis=1) >= 0)  # sorted by observed mass
+    sm = np.asarray(x[:, 6:9])
+    assert 0.02 <= sm.min() and sm.max() <= 0.2
+    with pytest.raises(NotImplementedError, match="simulator"):
+        d.log_prob(x[0])
 
 
 def test_augmentation_copies_are_fixed_noisy_observations(eos_sets):
-    om, train, _, _ = eos_sets
+    om, train, *_ = eos_sets
     aug = AugmentedSet(train, jax.random.key(5), 4, om)
     x, y = aug.arrays()
     assert x.shape == (4 * train.size, 20) and y.shape == (4 * train.size, 3)
@@ -144,25 +161,23 @@ def test_augmentation_copies_are_fixed_noisy_observations(eos_sets):
 
 
 @pytest.mark.slow  # devices: chains over two devices stay in the default suite (tests/inference)
-def test_solve_batch_sharded_over_two_devices_matches_one_device():
-    cs2 = jax.random.uniform(jax.random.key(3), (5, 3))  # odd: padded to the device count
-    u = jax.random.uniform(jax.random.key(4), (5, 4))
-    ref = solve_batch(cs2, u, 1.0)
+def test_simulations_sharded_over_two_devices_match_one_device():
+    ref, _ = simulate_eos(jax.random.key(3), 4, 3, batch_size=4, progress=False)
     script = (
         "import jax, json, numpy as np\n"
         "jax.config.update('jax_enable_x64', True)\n"
-        "from bayesqcd.studies.ns_regression.training_set import solve_batch\n"
-        "assert jax.local_device_count() == 2\n"
-        f"cs2 = jax.numpy.asarray({np.asarray(cs2).tolist()}); u = jax.numpy.asarray({np.asarray(u).tolist()})\n"
-        "out = solve_batch(cs2, u, 1.0)\n"
-        "print(json.dumps({k: np.asarray(v, float).tolist() for k, v in out.items()}))\n"
+        "from bayesqcd.studies.ns_regression.training_set import simulate_eos\n"
+        "assert jax.device_count() == 2\n"
+        "sims, _ = simulate_eos(jax.random.key(3), 4, 3, batch_size=4, progress=False)\n"
+        "print(json.dumps({k: np.asarray(v, float).tolist() for k, v in "
+        "{**sims.targets, **sims.latents}.items()}))\n"
     )
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    for k in ("M", "R", "M_TOV"):
-        assert np.allclose(np.asarray(out[k]), np.asarray(ref[k]), rtol=1e-10, atol=0), k
+    for k, v in {**ref.targets, **ref.latents}.items():
+        assert np.allclose(np.asarray(out[k]), v, rtol=1e-10, atol=0), k
 
 
 def test_observed_inputs_from_the_shipped_data():
@@ -186,7 +201,7 @@ def test_network_recovers_the_sound_speed_of_mock_eos(eos_sets):
     """Mock data from known EoS (held-out EoS of the prior, their true stars observed with
     small errors): every segment within 3x the validation RMS of that segment, and the
     low-density segment learnt (RMS well below the prior's 1/sqrt(12) = 0.29)."""
-    om, train, val_set, _ = eos_sets
+    om, train, val_set, *_ = eos_sets
     val = AugmentedSet(val_set, jax.random.key(2), 1, om)
     fitted = TINY.fit(AugmentedSet(train, jax.random.key(3), 8, om), jax.random.key(4), val=val, progress=False)
     xv, yv = val.arrays()
@@ -201,7 +216,7 @@ def test_network_recovers_the_sound_speed_of_mock_eos(eos_sets):
 def test_resume_after_interruption_gives_the_uninterrupted_result(tmp_path, monkeypatch, eos_sets):
     import bayesqcd.nn.training as training
 
-    om, train, val_set, _ = eos_sets
+    om, train, val_set, *_ = eos_sets
     reg = MLPRegressor(width=16, depth=1, n_members=2, n_steps=300, batch_size=64, eval_every=50, patience=None)
     data = AugmentedSet(train, jax.random.key(3), 4, om)
     val = AugmentedSet(val_set, jax.random.key(2), 1, om)
@@ -256,7 +271,7 @@ def test_band_agreement_and_first_order_histogram_on_known_draws():
 
 
 def test_apply_and_compare_write_complete_results(tmp_path, eos_sets):
-    om, train, val_set, _ = eos_sets
+    om, train, *_ = eos_sets
     fitted = PolynomialRegressor(1).fit(AugmentedSet(train, jax.random.key(3), 1, om))
     x = observed_inputs(load_observations(), 5)
     idata = apply_regressor(fitted, x, jax.random.key(0), 16)
@@ -284,9 +299,65 @@ def test_settings_that_cannot_work_are_refused_at_once():
 
 
 def test_checkpoints_of_other_settings_are_not_resumed(tmp_path):
-    from bayesqcd.studies.ns_regression.regression import RegressionSettings, _claim_checkpoints
+    from bayesqcd.studies.ns_regression.regression import RegressionSettings, claim_checkpoints
 
-    _claim_checkpoints(tmp_path, RegressionSettings())
-    _claim_checkpoints(tmp_path, RegressionSettings())  # same settings: resume
+    claim_checkpoints(tmp_path, RegressionSettings())
+    claim_checkpoints(tmp_path, RegressionSettings())  # same settings: resume
     with pytest.raises(ValueError, match="other settings"):
-        _claim_checkpoints(tmp_path, RegressionSettings(n_train=300))
+        claim_checkpoints(tmp_path, RegressionSettings(n_train=300))
+
+
+# ----------------------------------------------------------------------------- NPE and calibration
+
+
+def test_a_regressor_under_covers_its_own_held_out_simulations(eos_sets):
+    """The regression's spread (members x re-observations) is an estimator's response to
+    noise, not a posterior width: over held-out simulations its 68% intervals of c_s^2 in the
+    poorly constrained upper segments cover the truth far less often than 68%."""
+    om, train, *_, held_out = eos_sets
+    fitted = PolynomialRegressor(2).fit(AugmentedSet(train, jax.random.key(3), 4, om))
+    cal, stats = calibrate_segments(regression_posterior(fitted, jax.random.key(1), 64), held_out,
+                                    jax.random.key(2), n_draws=32, engine="regression")
+    assert list(cal.coverage) == ["cs2_1", "cs2_2", "cs2_3"] and cal.n_sims == 64
+    at68 = {k: float(np.interp(0.68, cal.levels, c)) for k, c in cal.coverage.items()}
+    assert at68["cs2_3"] < 0.4 and not cal.in_band["cs2_3"]
+    assert stats["rms_mean"][0] < stats["rms_mean"][2]  # the lowest segment is the best determined
+
+
+@pytest.mark.expensive(90)
+def test_npe_pipeline_writes_a_comparable_calibrated_result(tmp_path):
+    """`ns-regression --method npe` end to end with tiny settings (360 simulations, 300
+    steps): the results folder has the posterior's variables, calibration and figures, and
+    `compare` takes it; on held-out simulations the barely trained posterior is already near
+    calibrated (coverage of its 68% and 95% intervals), has learnt the lowest segment, and
+    covers the true R_1.4."""
+    from bayesqcd.studies import ns_regression
+    from bayesqcd.studies.ns_regression.npe import apply_npe
+
+    config = ns_regression.Config(method="npe", n_train=240, n_val=60, held_out=60, npe_steps=300, draws=200,
+                                  calibration_draws=50)
+    result = ns_regression.run(config, tmp_path / "npe", progress=False)
+    files = {p.name for p in (tmp_path / "npe").iterdir()}
+    assert {"posterior.nc", "summary.json", "calibration.png", "training.png", "mass_radius.png"} <= files
+    summary = json.loads((tmp_path / "npe" / "summary.json").read_text())
+    assert summary["calibration"]["n_sims"] >= 55 and set(summary["calibration"]["coverage_at"]["0.68"]) == {
+        f"cs2_{j}" for j in range(1, 6)}
+    idata = result["idata"]
+    assert idata.posterior.attrs["engine"] == "npe"
+    assert {"cs2", "R_1.4", "M_TOV", "Lambda_1.4", "p_of_eps", "cs2_of_n", "R_of_M"} <= set(idata.posterior.data_vars)
+    assert np.all(np.isfinite(idata.posterior["R_1.4"].values))
+    cal = result["calibration"]  # 60 held-out EoS: the binomial band is +-0.12 wide at 68%
+    for name, c in cal.coverage.items():
+        assert 0.5 <= np.interp(0.68, cal.levels, c) <= 0.85 and np.interp(0.95, cal.levels, c) >= 0.8, name
+    assert summary["calibration"]["mean_width68"][0] < 0.45  # the prior's is 0.68: the data fix segment 1
+    assert main(["compare", str(tmp_path / "npe"), str(tmp_path / "npe"), "--out", str(tmp_path / "cmp")]) == 0
+
+    # held-out EoS with known truth: the true R_1.4 lies in the NPE's 95% interval
+    held = result["sets"].held_out
+    truth = derived_batch(held.targets["cs2"][:10])["R_1.4"]
+    inside = []
+    for i in np.flatnonzero(np.isfinite(truth))[:8]:
+        r = apply_npe(result["npe"], held.observed["stars"][i], jax.random.key(int(i)), 200).posterior["R_1.4"]
+        lo, hi = np.quantile(r.values, [0.025, 0.975])
+        inside.append(bool(lo <= truth[i] <= hi))
+    assert len(inside) == 8 and sum(inside) >= 7, inside

@@ -51,7 +51,7 @@ def recovered(idata, mock, mse_max):
 
 
 @pytest.mark.parametrize("method, mse_max", [("nuts", 2e-3), pytest.param("nn", 1e-2, marks=pytest.mark.slow),
-                                             ("mem", 3e-3)])  # NN-NUTS is not a default method: slow
+                                             ("mem", 3e-3), ("br", 3e-3)])  # NN-NUTS is not a default method: slow
 def test_method_recovers_single_peak(problem, method, mse_max):
     cfg, mock = problem
     with warnings.catch_warnings():
@@ -59,6 +59,9 @@ def test_method_recovers_single_peak(problem, method, mse_max):
         idata = run_method(method, mock, cfg, key=jax.random.key(1), progress=False)
     m = recovered(idata, mock, mse_max)
     assert m["wall_time_s"] > 0
+    if method in ("mem", "br"):  # the point estimate (the maximum) fits the data
+        assert 0.3 < m["chi2_per_point"] < 2.0, m
+        assert abs(m["peak_omega"] - PEAK) < 0.5, m
 
 
 def test_score_posterior_recovers_single_peak(problem, prior):
@@ -166,6 +169,9 @@ def test_models_refuse_bad_inputs(problem):
     ("guidance", "magic", "guidance = 'magic'"),
     ("x0_clip", -1.0, "x0_clip = -1.0"),
     ("dp_rtol", 0.0, "dp_rtol = 0.0"),
+    ("data_covariance", "c.txt", "data_covariance = 'c.txt' needs data"),
+    ("omega_min", 25.0, "omega_min = 25.0 is outside the valid range"),
+    ("temperature", -1.0, "temperature = -1.0"),
 ])
 def test_config_refuses_bad_settings(field, value, match):
     with pytest.raises(ValueError, match=match):

@@ -29,6 +29,7 @@ from bayesqcd.tov import INFERENCE, SolverConfig
 ENGINES = ("nuts", "svi")
 EOS_CHOICES = ("cs2", "polytrope", "nn")
 GUIDES = ("diag", "fullrank", "flow")
+INIT_MASS = ("identity", "hessian")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class Config:
         method: ``nuts`` or ``svi``.
         guide: SVI guide (``diag``, ``fullrank``, ``flow``).
         chains, warmup, target_accept: NUTS settings.
+        init_mass: the inverse mass matrix NUTS's warm-up starts from (``identity`` or
+            ``hessian``: the potential's curvature at the starts;
+            :func:`~bayesqcd.inference.nuts.run_nuts`).
         samples: NUTS draws per chain (the most, with ``ess``); the number of SVI guide draws.
         ess: NUTS stops once the minimum bulk effective sample size over the EoS parameters
             reaches ``ess`` (with R-hat <= 1.01), or at ``samples`` draws per chain; 0 draws
@@ -61,10 +65,12 @@ class Config:
     samples: int = 1000
     ess: float = 400.0
     target_accept: float = 0.8
+    init_mass: str = "identity"
     svi_steps: int = 2000
 
     def __post_init__(self) -> None:
-        for name, choices in (("eos", EOS_CHOICES), ("method", ENGINES), ("guide", GUIDES)):
+        for name, choices in (("eos", EOS_CHOICES), ("method", ENGINES), ("guide", GUIDES),
+                              ("init_mass", INIT_MASS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} = {getattr(self, name)!r}: choose one of {choices}")
         for name in ("segments", "chains", "samples", "svi_steps"):
@@ -81,7 +87,7 @@ class Config:
 def infer(obs: ObservationSet, *, eos: str = "cs2", segments: int = 5, method: str = "nuts", seed: int = 0,
           chains: int = 4, warmup: int = 500, samples: int = 1000, ess: float | None = None,
           target_accept: float = 0.8, guide: str = "fullrank", svi_steps: int = 2000,
-          progress: bool = True) -> Any:
+          init_mass: str = "identity", progress: bool = True) -> Any:
     """Run NUTS or SVI on the neutron-star model for ``obs``; returns ``arviz.InferenceData``.
 
     With ``ess``, NUTS stops once the minimum bulk ESS over the EoS parameters reaches it
@@ -96,7 +102,7 @@ def infer(obs: ObservationSet, *, eos: str = "cs2", segments: int = 5, method: s
     if method == "nuts":
         return run_nuts(neutron_star_model, data, prior, key=key, num_warmup=warmup, num_samples=samples,
                         num_chains=chains, target_accept=target_accept, forward_mode=True, progress=progress,
-                        ess_target=ess or None)
+                        ess_target=ess or None, init_mass=init_mass)
     # the ELBO gradient is taken in reverse mode: same tolerances, reverse-mode adjoint
     reverse = SolverConfig(rtol=INFERENCE.rtol, atol=INFERENCE.atol)
     return run_svi(neutron_star_model, data, prior, key=key, guide=guide, num_steps=svi_steps,
@@ -119,7 +125,7 @@ def run(config: Config = Config(), out: str | os.PathLike[str] | ResultsDir | No
     idata = infer(obs, eos=config.eos, segments=config.segments, method=config.method, seed=config.seed,
                   chains=config.chains, warmup=config.warmup, samples=config.samples, ess=config.ess,
                   target_accept=config.target_accept, guide=config.guide, svi_steps=config.svi_steps,
-                  progress=progress)
+                  init_mass=config.init_mass, progress=progress)
     wall = time.perf_counter() - start
     record = {"config": asdict(config), **(settings or {}), "total_wall_time_s": wall,
               "timing_s": timing(idata)}

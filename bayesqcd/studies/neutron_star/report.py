@@ -120,11 +120,15 @@ def plot_corner(idata: az.InferenceData, path: str | os.PathLike[str], var_names
 
 
 def plot_r14(idata: az.InferenceData, path: str | os.PathLike[str], ref: float | None = None) -> None:
-    """Posterior of R_1.4 with its 95% HDI (``ref``: a value to mark, e.g. the truth)."""
+    """Posterior of R_1.4 with its 95% HDI (``ref``: a value to mark, e.g. the truth). Draws
+    without a 1.4 M_sun star (NaN) are left out, and their share is named in the label."""
     plt = pyplot()
-    ax = az.plot_posterior(idata, var_names=["R_1.4"], hdi_prob=0.95, ref_val=ref, figsize=(5, 3.5))
+    r = np.asarray(idata.posterior["R_1.4"].values, float).ravel()
+    finite = r[np.isfinite(r)]
+    ax = az.plot_posterior({"R_1.4": finite}, hdi_prob=0.95, ref_val=ref, figsize=(5, 3.5))
     ax = np.ravel(ax)[0]
-    ax.set_xlabel("R_1.4 [km]")
+    missing = 1.0 - finite.size / max(r.size, 1)
+    ax.set_xlabel("R_1.4 [km]" + (f" ({missing:.1%} of the draws have no 1.4 M_sun star)" if missing else ""))
     save_figure(ax.get_figure(), path)
     plt.close("all")
 

@@ -2,13 +2,13 @@
 polynomial regression (Fujimoto, Fukushima & Murase, JHEP 03 (2021) 273), and its
 application to the shipped observations.
 
-:func:`train_regressors` generates the training and validation sets
-(:mod:`bayesqcd.studies.ns_regression.training_set`), fits four regressors -- an MLP ensemble and a degree-2
-polynomial, each with and without augmentation -- and measures their validation errors on
-c_s^2 and on the reconstructed mass-radius curves. :func:`apply_regressor` maps real (or
-mock) observations to EoS draws (ensemble members x re-observations of the inputs) with
-the same derived quantities as the Bayesian posterior, as ``arviz.InferenceData``.
-:func:`write_regression_results` writes the results folder of ``bayesqcd ns-regression``.
+:func:`study_sets` draws the training, validation and held-out sets in one ``simulate``
+call (:mod:`bayesqcd.studies.ns_regression.training_set`); :func:`train_regressors` fits four
+regressors on them -- an MLP ensemble and a degree-2 polynomial, each with and without
+augmentation -- and measures their validation errors on c_s^2 and on the reconstructed
+mass-radius curves. :func:`apply_regressor` maps real (or mock) observations to EoS draws
+(ensemble members x re-observations of the inputs) with the same derived quantities as the
+Bayesian posterior, as ``arviz.InferenceData``.
 """
 
 from __future__ import annotations
@@ -34,12 +34,14 @@ from bayesqcd.inference.regression import (
 )
 from bayesqcd.studies.ns_regression.training_set import (
     AugmentedSet,
+    EoSSet,
     GenerationReport,
     ObservationModel,
+    SimulationSets,
     derived_batch,
-    generate_eos_set,
     input_noise_draws,
     mr_errors,
+    simulation_sets,
 )
 
 FITS = ("nn_aug", "nn_noaug", "poly_aug", "poly_noaug")
@@ -52,6 +54,7 @@ class RegressionSettings:
 
     Attributes:
         n_train, n_val: EoS drawn for training and validation.
+        n_held_out: EoS drawn for calibration only (never trained or validated on).
         n_segments: K, c_s^2 segments (as the Bayesian ``cs2`` prior).
         n_copies: noisy copies per training EoS with augmentation (without: 1).
         obs_model: stars per data set and the ranges of their uncertainties.
@@ -64,6 +67,7 @@ class RegressionSettings:
 
     n_train: int = 4000
     n_val: int = 2000
+    n_held_out: int = 300
     n_segments: int = 5
     n_copies: int = 20
     obs_model: ObservationModel = field(default_factory=ObservationModel)
@@ -74,7 +78,7 @@ class RegressionSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("n_train", "n_val", "n_segments", "n_copies", "n_mr_check", "n_input_draws"):
+        for name in ("n_train", "n_val", "n_held_out", "n_segments", "n_copies", "n_mr_check", "n_input_draws"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)} must be >= 1")
         n_features = 4 * self.obs_model.n_stars  # (M, R, sigma_M, sigma_R) per star
@@ -96,20 +100,27 @@ class RegressionStudy:
         fitted: the four regressors of :data:`FITS`.
         validation: per fit, c_s^2 errors (RMS overall and per segment) and M-R errors.
         training: per fit, wall time [s] and (networks) steps and loss history.
-        generation: training-set and validation-set generation reports.
+        generation: the report of the one simulation call behind all sets.
     """
 
     settings: RegressionSettings
     fitted: dict[str, Any]
     validation: dict[str, dict[str, Any]]
     training: dict[str, dict[str, Any]]
-    generation: dict[str, GenerationReport]
+    generation: GenerationReport
 
 
-def train_regressors(settings: RegressionSettings = RegressionSettings(), *,
+def study_sets(settings: RegressionSettings, progress: bool = True) -> SimulationSets:
+    """The training, validation and held-out simulations of ``settings`` (one simulation call)."""
+    s = settings
+    key = jax.random.split(jax.random.key(s.seed), 6)[0]
+    return simulation_sets(key, s.n_train, s.n_val, s.n_held_out, s.n_segments, s.obs_model, progress=progress)
+
+
+def train_regressors(settings: RegressionSettings = RegressionSettings(), *, sets: SimulationSets | None = None,
                      checkpoint_dir: str | os.PathLike[str] | None = None,
                      progress: bool = True) -> RegressionStudy:
-    """Generate the data, fit the four regressors of :data:`FITS`, validate them.
+    """Fit the four regressors of :data:`FITS` on ``sets`` (default :func:`study_sets`), validate them.
 
     Network checkpoints go to ``checkpoint_dir/{nn_aug,nn_noaug}.eqx``; a re-run with the
     same settings and folder resumes (and, when finished, only reloads) the training.
@@ -117,10 +128,10 @@ def train_regressors(settings: RegressionSettings = RegressionSettings(), *,
     s = settings
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:  # before any work: checkpoints of other settings are refused at once
-        _claim_checkpoints(ckpt, s)
+        claim_checkpoints(ckpt, s)
     keys = jax.random.split(jax.random.key(s.seed), 6)
-    train_set, gen_train = generate_eos_set(keys[0], s.n_train, s.n_segments, s.obs_model, progress=progress)
-    val_set, gen_val = generate_eos_set(keys[1], s.n_val, s.n_segments, s.obs_model, progress=progress)
+    sets = sets if sets is not None else study_sets(s, progress)
+    train_set, val_set = EoSSet.of(sets.train), EoSSet.of(sets.val)
     val = AugmentedSet(val_set, keys[2], 1, s.obs_model)
     data = {True: AugmentedSet(train_set, keys[3], s.n_copies, s.obs_model),
             False: AugmentedSet(train_set, keys[3], 1, s.obs_model)}
@@ -141,11 +152,12 @@ def train_regressors(settings: RegressionSettings = RegressionSettings(), *,
             fitted[name] = s.polynomial.fit(data[augmented])
             training[name] = {}
         training[name]["wall_time_s"] = time.perf_counter() - start
-    validation = {name: validate(fitted[name], val, s.n_mr_check) for name in FITS}
-    return RegressionStudy(s, fitted, validation, training, {"train": gen_train, "val": gen_val})
+    truth = derived_batch(val_set.cs2[:min(s.n_mr_check, val_set.size)])
+    validation = {name: validate(fitted[name], val, truth) for name in FITS}
+    return RegressionStudy(s, fitted, validation, training, sets.generation)
 
 
-def _claim_checkpoints(folder: Path, settings: RegressionSettings) -> None:
+def claim_checkpoints(folder: Path, settings: RegressionSettings) -> None:
     """Create ``folder`` for the checkpoints of ``settings``, or check that the checkpoints
     already there were made with the same settings (resuming others would be wrong)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -160,14 +172,15 @@ def _claim_checkpoints(folder: Path, settings: RegressionSettings) -> None:
         stamp.write_text(mine)
 
 
-def validate(fitted: Any, val: AugmentedSet, n_mr_check: int) -> dict[str, Any]:
-    """c_s^2 errors on the whole validation set and M-R errors on its first ``n_mr_check`` EoS
-    (ensemble-mean predictions; predictions outside [0, 1] count as invalid EoS)."""
+def validate(fitted: Any, val: AugmentedSet, truth: dict[str, np.ndarray]) -> dict[str, Any]:
+    """c_s^2 errors on the whole validation set and M-R errors on its first EoS, whose true
+    ``R_of_M`` and ``M_TOV`` (:func:`derived_batch`) are ``truth`` (ensemble-mean predictions;
+    predictions outside [0, 1] count as invalid EoS)."""
     x, y = val.arrays()
     pred = np.asarray(jnp.mean(fitted.predict(x), axis=0))
     out = validation_errors(pred, y)
-    n = min(n_mr_check, val.eos.size)
-    out.update(mr_errors(np.asarray(val.eos.R_of_M[:n]), np.asarray(val.eos.M_TOV[:n]), derived_batch(pred[:n])))
+    n = len(truth["M_TOV"])
+    out.update(mr_errors(truth["R_of_M"], truth["M_TOV"], derived_batch(pred[:n])))
     out["n_mr_check"] = n
     return out
 
@@ -200,7 +213,7 @@ def study_summary(study: RegressionStudy) -> dict[str, Any]:
     return {
         "validation": study.validation,
         "training": train,
-        "generation": {k: asdict(g) for k, g in study.generation.items()},
+        "generation": asdict(study.generation),
         "settings": study.settings.to_dict(),
     }
 

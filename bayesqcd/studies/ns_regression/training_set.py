@@ -2,20 +2,25 @@
 observational data augmentation (Fujimoto, Fukushima & Murase, PRD 98, 023019 (2018);
 JHEP 03 (2021) 273).
 
+The simulator is a NumPyro model, :func:`star_model`, and the sets are drawn from it by the
+generic :func:`bayesqcd.inference.simulate` (:func:`simulate_eos`):
+
 1. EoS from the prior of the speed-of-sound parametrization (:mod:`bayesqcd.eos.sound_speed`):
    c_s^2 ~ U(0, 1) in each of K segments.
-2. Each EoS solved with :mod:`bayesqcd.tov` in large jitted batches -- the same forward model
-   (tables, solver settings, 32-star curves) as the Bayesian model
-   (:mod:`bayesqcd.models.neutron_star`) -- split across devices with ``jax.shard_map`` when
-   several are present. EoS whose curve fails (no valid star above ``m_min + 0.1``) are
-   dropped and counted.
+2. Each EoS solved with :mod:`bayesqcd.tov` -- the same forward model (tables, solver
+   settings, 32-star curves) as the Bayesian model (:mod:`bayesqcd.models.neutron_star`) --
+   in jitted batches sharded over all devices of all processes. EoS whose curve fails (no
+   valid star above ``m_min + 0.1``) are dropped and counted.
 3. Per EoS, ``n_stars`` stars with masses uniform between ``m_min`` and the heaviest stable
    star, radii from the curve.
-4. Observational data augmentation: copy ``c`` of EoS ``i`` shifts every star by Gaussian
-   noise, M_obs = M + sigma_M z, R_obs = R + sigma_R z', with sigma_M [M_sun] and sigma_R [km]
-   drawn per star from uniform ranges; the sigmas are inputs too. The noise of a copy is a
-   pure function of (key, i, c), so ``n_copies`` is a fixed, finite set of noisy copies per
-   EoS (``n_copies = 1``: no augmentation, one noisy realization per EoS).
+4. Observations (:class:`StarObservations`): every star shifted by Gaussian noise,
+   M_obs = M + sigma_M z, R_obs = R + sigma_R z', with sigma_M [M_sun] and sigma_R [km] drawn
+   per star from uniform ranges; the sigmas are inputs too. Observational data augmentation
+   re-draws them: for the regression, copy ``c`` of EoS ``i`` is a pure function of
+   (key, i, c) (:class:`AugmentedSet`; ``n_copies`` fixed noisy copies per EoS,
+   ``n_copies = 1``: no augmentation); for neural posterior estimation, the generic
+   augmentation of :mod:`bayesqcd.inference.amortized` re-draws the model's own ``stars``
+   site given the true stars.
 
 Network inputs per data set: the stars sorted by observed mass, flattened as
 ``[M_obs (N), R_obs (N), sigma_M (N), sigma_R (N)]`` (M [M_sun], R and sigma_R [km]).
@@ -33,13 +38,16 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import AxisType, NamedSharding, PartitionSpec
+import numpyro
+import numpyro.distributions as dist
 from jaxtyping import Array, Float, PRNGKeyArray
+from numpyro.distributions import constraints
 from tqdm.auto import tqdm
 
 from bayesqcd.data import ObservationSet
 from bayesqcd.eos import sound_speed
-from bayesqcd.models.neutron_star import TABLE_NODES, derived_quantities
+from bayesqcd.inference.simulation import Simulations, simulate
+from bayesqcd.models.neutron_star import TABLE_NODES, SoundSpeedPrior, derived_quantities
 from bayesqcd.tov import INFERENCE, SolverConfig, mass_radius_curve
 
 CURVE_POINTS: int = 32
@@ -80,21 +88,83 @@ class ObservationModel:
         return 4 * self.n_stars
 
 
+class StarObservations(dist.Distribution):
+    """Noisy observations of N stars as one network input ``(4 N,)`` (:func:`observe`): per star
+    sigma_M ~ U(obs_model.sigma_m), sigma_R ~ U(obs_model.sigma_r), M_obs ~ N(M, sigma_M),
+    R_obs ~ N(R, sigma_R), sorted by observed mass, ``[M_obs, R_obs, sigma_M, sigma_R]``.
+
+    A simulator: it samples (so :func:`bayesqcd.inference.simulate` and the augmentation of
+    :mod:`bayesqcd.inference.amortized` can draw it); it has no density (``log_prob`` raises).
+    """
+
+    arg_constraints = {"masses": constraints.real_vector, "radii": constraints.real_vector}
+    support = constraints.real_vector
+    pytree_data_fields = ("masses", "radii")
+    pytree_aux_fields = ("obs_model",)
+
+    def __init__(self, masses: Array, radii: Array, obs_model: ObservationModel, *, validate_args: bool | None = None):
+        self.masses, self.radii, self.obs_model = masses, radii, obs_model
+        super().__init__(batch_shape=(), event_shape=(4 * masses.shape[-1],), validate_args=validate_args)
+
+    def sample(self, key: PRNGKeyArray, sample_shape: tuple[int, ...] = ()) -> Array:
+        n = int(np.prod(sample_shape, dtype=int))
+        keys = jax.random.split(key, n)
+        draws = jax.vmap(lambda k: observe(k, self.masses, self.radii, self.obs_model))(keys)
+        return draws.reshape(*sample_shape, *self.event_shape)
+
+    def log_prob(self, value: Array) -> Array:
+        raise NotImplementedError("StarObservations is a simulator (sorted noisy stars with random errors): "
+                                  "it has no density; use it with simulate / fit_npe / fit_regression")
+
+
+def star_model(n_segments: int = 5, obs_model: ObservationModel = ObservationModel(),
+               config: SolverConfig = INFERENCE) -> None:
+    """The simulator of the training sets as a NumPyro model (sampling only).
+
+    Sites: ``cs2`` (K,) ~ U(0, 1) (:class:`~bayesqcd.models.neutron_star.SoundSpeedPrior`);
+    the deterministic quantities of the Bayesian model
+    (:func:`~bayesqcd.models.neutron_star.derived_quantities`: ``M_TOV``, ``R_1.4``, ...);
+    ``mass_fraction`` (N,) ~ U(0, 1), the stars' masses as fractions of [m_min, M_top] (M_top
+    the heaviest stable star of the 32-star curve); the true stars ``M_star`` [M_sun] and
+    ``R_star`` [km] (N,), as latent point masses (``Delta``) so that re-observing them (the
+    augmentation) needs no TOV solve; and the data ``stars`` (4 N,)
+    (:class:`StarObservations`). An EoS whose curve has no valid star above ``m_min + 0.1``
+    gets NaN stars (``simulate`` drops and counts it).
+    """
+    eos = SoundSpeedPrior(n_segments)()
+    curve = mass_radius_curve(eos, CURVE_POINTS, config=config, zoom_levels=0)
+    d = derived_quantities(eos, curve)
+    for name, value in d.items():
+        numpyro.deterministic(name, value)
+    stable = curve.stable & curve.stars.valid & jnp.isfinite(curve.stars.M)
+    m_top = jnp.max(jnp.where(stable, curve.stars.M, -jnp.inf))
+    u = numpyro.sample("mass_fraction", dist.Uniform(0.0, 1.0).expand([obs_model.n_stars]).to_event(1))
+    masses = obs_model.m_min + u * (m_top - obs_model.m_min)
+    radii = jax.vmap(lambda m: curve.at_mass(m, "R"))(masses)
+    ok = eos.valid & (m_top > obs_model.m_min + 0.1) & jnp.all(jnp.isfinite(radii)) & jnp.isfinite(d["M_TOV"])
+    bad = jnp.where(ok, 0.0, jnp.nan)
+    m_star = numpyro.sample("M_star", dist.Delta(masses + bad, event_dim=1))
+    r_star = numpyro.sample("R_star", dist.Delta(radii + bad, event_dim=1))
+    numpyro.sample("stars", StarObservations(m_star, r_star, obs_model))
+
+
 class EoSSet(eqx.Module):
-    """Solved training EoS with their true stars.
+    """Solved training EoS with their true stars (a view of the simulations' arrays).
 
     Attributes:
         cs2: c_s^2 per segment, ``(n, K)``.
         M, R: true masses [M_sun] and radii [km] of the drawn stars, ``(n, N)``.
-        M_TOV: maximum masses [M_sun], ``(n,)``.
-        R_of_M: radii [km] on :data:`bayesqcd.models.neutron_star.M_GRID`, NaN above M_TOV, ``(n, G)``.
     """
 
     cs2: Float[Array, "n K"]
     M: Float[Array, "n N"]
     R: Float[Array, "n N"]
-    M_TOV: Float[Array, " n"]
-    R_of_M: Float[Array, "n G"]
+
+    @classmethod
+    def of(cls, sims: Simulations) -> EoSSet:
+        """The EoS and stars of simulations of :func:`star_model`."""
+        return cls(jnp.asarray(sims.targets["cs2"]), jnp.asarray(sims.latents["M_star"]),
+                   jnp.asarray(sims.latents["R_star"]))
 
     @property
     def size(self) -> int:
@@ -103,121 +173,98 @@ class EoSSet(eqx.Module):
 
 @dataclass(frozen=True)
 class GenerationReport:
-    """What :func:`generate_eos_set` did: EoS drawn, kept and dropped, wall time [s] (and
-    that of the first batch, which includes the compilation), EoS solved per second after
-    the first batch, devices used."""
+    """What :func:`simulate_eos` did: EoS drawn, kept and dropped, the wall time [s] and the
+    EoS drawn per second (compilation included), devices and processes that shared the work."""
 
     n_drawn: int
     n_kept: int
     n_dropped: int
     wall_time_s: float
-    first_batch_s: float
     eos_per_second: float
     n_devices: int
+    n_processes: int
 
 
-def _solve_one(cs2: Array, u: Array, m_min: Array, config: SolverConfig) -> dict[str, Array]:
-    """Curve of one EoS and its stars at mass fractions ``u`` in [0, 1] of [m_min, M_top]."""
-    eos = sound_speed(cs2, n_grid=TABLE_NODES)
-    curve = mass_radius_curve(eos, CURVE_POINTS, config=config, zoom_levels=0)
-    d = derived_quantities(eos, curve)
-    stable = curve.stable & curve.stars.valid & jnp.isfinite(curve.stars.M)
-    m_top = jnp.max(jnp.where(stable, curve.stars.M, -jnp.inf))
-    masses = m_min + u * (m_top - m_min)
-    radii = jax.vmap(lambda m: curve.at_mass(m, "R"))(masses)
-    ok = eos.valid & (m_top > m_min + 0.1) & jnp.all(jnp.isfinite(radii)) & jnp.isfinite(d["M_TOV"])
-    return {"M": masses, "R": radii, "M_TOV": d["M_TOV"], "R_of_M": d["R_of_M"], "ok": ok}
+def simulate_eos(key: PRNGKeyArray, n_eos: int, n_segments: int = 5, obs_model: ObservationModel = ObservationModel(),
+                 *, batch_size: int = 256, config: SolverConfig = INFERENCE,
+                 progress: bool = True) -> tuple[Simulations, GenerationReport]:
+    """Draw ``n_eos`` EoS with their stars and observations from :func:`star_model`, keep the valid ones.
 
-
-def solve_batch(cs2: Float[Array, "B K"], u: Float[Array, "B N"], m_min: float,
-                config: SolverConfig = INFERENCE) -> dict[str, Array]:
-    """Solve a batch of EoS, sharded over all local devices when there are several.
-
-    The batch is padded to a multiple of the device count, split along its first axis
-    with ``jax.shard_map`` (each device solves its share; no communication), and the
-    padding dropped again. Returns ``M``, ``R`` ``(B, N)``, ``M_TOV`` ``(B,)``,
-    ``R_of_M`` ``(B, G)`` and ``ok`` ``(B,)``.
-    """
-    n_dev = jax.local_device_count()
-    b = cs2.shape[0]
-    pad = (-b) % n_dev
-    if pad:
-        cs2 = jnp.concatenate([cs2, jnp.repeat(cs2[-1:], pad, axis=0)])
-        u = jnp.concatenate([u, jnp.repeat(u[-1:], pad, axis=0)])
-    fn, sharding = _compiled_solver(config, n_dev)
-    args = (cs2, u, jnp.full(cs2.shape[0], m_min, cs2.dtype))
-    if sharding is not None:
-        args = jax.device_put(args, sharding)
-    out = fn(*args)
-    return jax.tree_util.tree_map(lambda a: a[:b], out)
-
-
-@functools.lru_cache(maxsize=8)
-def _compiled_solver(config: SolverConfig, n_dev: int):
-    """The jitted (and, for several devices, shard-mapped) batch solver, built once, and the
-    sharding its inputs need (``None`` on one device)."""
-    fn = jax.vmap(lambda c, v, m: _solve_one(c, v, m, config))
-    if n_dev == 1:
-        return jax.jit(fn), None
-    mesh = jax.make_mesh((n_dev,), ("eos",), devices=jax.local_devices(), axis_types=(AxisType.Auto,))
-    spec = PartitionSpec("eos")
-    fn = jax.shard_map(fn, mesh=mesh, in_specs=(spec, spec, spec), out_specs=spec,
-                       check_vma=False)  # the solver's error checks (lax.cond) carry no varying-axis types
-    return jax.jit(fn), NamedSharding(mesh, spec)
-
-
-def generate_eos_set(
-    key: PRNGKeyArray,
-    n_eos: int,
-    n_segments: int = 5,
-    obs_model: ObservationModel = ObservationModel(),
-    *,
-    batch_size: int = 256,
-    config: SolverConfig = INFERENCE,
-    progress: bool = True,
-) -> tuple[EoSSet, GenerationReport]:
-    """Draw ``n_eos`` EoS from the c_s^2 prior, solve them, keep the valid ones.
+    :func:`bayesqcd.inference.simulate` does the work: jitted batches of ``batch_size``,
+    sharded over all devices of all processes (every process receives all simulations).
 
     Args:
         key: PRNG key.
-        n_eos: EoS to draw (``>= 1``); the returned set has ``n_eos - n_dropped``.
+        n_eos: EoS to draw (``>= 1``); ``n_dropped`` invalid ones are dropped.
         n_segments: K, segments of c_s^2 (equal widths from 1.1 n_0 to 8 n_0).
-        obs_model: number of stars and the mass range.
-        batch_size: EoS per jitted call (fixed, so one compilation serves all batches).
+        obs_model: number of stars, the mass range and the observational errors.
+        batch_size: EoS per jitted call.
         config: TOV settings (default: those of the Bayesian model).
-        progress: tqdm progress bar.
+        progress: progress bar.
+
+    Returns:
+        The :class:`~bayesqcd.inference.Simulations` (target ``cs2``; observed ``stars``;
+        latents ``mass_fraction``, ``M_star``, ``R_star``) and a :class:`GenerationReport`.
     """
     if n_eos < 1:
         raise ValueError(f"n_eos = {n_eos} must be >= 1")
     if n_segments < 1:
         raise ValueError(f"n_segments = {n_segments} must be >= 1")
-    if batch_size < 1:
-        raise ValueError(f"batch_size = {batch_size} must be >= 1")
-    k_cs2, k_u = jax.random.split(key)
-    cs2_all = jax.random.uniform(k_cs2, (n_eos, n_segments))
-    u_all = jax.random.uniform(k_u, (n_eos, obs_model.n_stars))
-    bs = min(batch_size, n_eos)
-    times: list[float] = []
     start = time.perf_counter()
+    try:
+        sims = simulate(star_model, key, n_eos, n_segments, obs_model, config, targets=["cs2"], observed=["stars"],
+                        batch_size=batch_size, progress=progress)
+    except ValueError as err:
+        if "non-finite" in str(err):
+            raise ValueError(f"all {n_eos} drawn EoS were invalid (check m_min = {obs_model.m_min})") from None
+        raise
+    wall = time.perf_counter() - start
+    report = GenerationReport(n_eos, sims.n, sims.n_dropped, wall, n_eos / wall, jax.device_count(),
+                              jax.process_count())
+    return sims, report
 
-    def solve(c: Array, v: Array) -> dict[str, Array]:
-        out = solve_batch(c, v, obs_model.m_min, config)
-        jax.block_until_ready(out)
-        times.append(time.perf_counter() - start)
-        return out
 
-    cat = _map_batches(solve, (cs2_all, u_all), bs, progress, "solving training EoS")
-    wall, first = times[-1], times[0]  # the first batch includes the compilation
-    ok = cat["ok"]
-    eos_set = EoSSet(cs2=jnp.asarray(np.asarray(cs2_all)[ok]), M=jnp.asarray(cat["M"][ok]),
-                     R=jnp.asarray(cat["R"][ok]), M_TOV=jnp.asarray(cat["M_TOV"][ok]),
-                     R_of_M=jnp.asarray(cat["R_of_M"][ok]))
-    n_kept = int(ok.sum())
-    if n_kept == 0:
-        raise ValueError(f"all {n_eos} drawn EoS were invalid (check m_min = {obs_model.m_min})")
-    rate = (n_eos - bs) / (wall - first) if n_eos > bs else n_eos / wall
-    report = GenerationReport(n_eos, n_kept, n_eos - n_kept, wall, first, rate, jax.local_device_count())
-    return eos_set, report
+@dataclass(frozen=True)
+class SimulationSets:
+    """The simulations of a study, drawn by one :func:`simulate_eos` call and split in order.
+
+    Attributes:
+        train_val: training and validation simulations, the first ``n_train`` for training.
+        held_out: simulations used for nothing but calibration.
+        generation: the :class:`GenerationReport` of the one call.
+    """
+
+    train_val: Simulations
+    n_train: int
+    held_out: Simulations
+    generation: GenerationReport
+
+    @property
+    def train(self) -> Simulations:
+        return self.train_val.split(self.n_train)[0]
+
+    @property
+    def val(self) -> Simulations:
+        """Validation simulations (early stopping, validation errors)."""
+        return self.train_val.split(self.n_train)[1]
+
+
+def simulation_sets(key: PRNGKeyArray, n_train: int, n_val: int, n_held_out: int, n_segments: int = 5,
+                    obs_model: ObservationModel = ObservationModel(), *, batch_size: int = 256,
+                    config: SolverConfig = INFERENCE, progress: bool = True) -> SimulationSets:
+    """``n_train + n_val + n_held_out`` EoS drawn in one :func:`simulate_eos` call (one
+    compilation); the kept ones split in order and in proportion to the three sizes."""
+    sizes = np.array([n_train, n_val, n_held_out])
+    if np.any(sizes < 1):
+        raise ValueError(f"n_train, n_val, n_held_out = {tuple(sizes.tolist())} must all be >= 1")
+    sims, report = simulate_eos(key, int(sizes.sum()), n_segments, obs_model, batch_size=batch_size,
+                                config=config, progress=progress)
+    a, b = (int(v) for v in np.round(sims.n * np.cumsum(sizes)[:2] / sizes.sum()))
+    if not 0 < a < b < sims.n:
+        raise ValueError(f"only {sims.n} of {sizes.sum()} EoS were valid: too few to split into "
+                         f"{tuple(sizes.tolist())}")
+    train_val, held_out = sims.split(b)
+    return SimulationSets(train_val, a, held_out, report)
 
 
 def observe(key: PRNGKeyArray, masses: Float[Array, " N"], radii: Float[Array, " N"],

@@ -1,8 +1,11 @@
-"""The study's loop: every noise level x every method, metrics, table, summary and figures.
+"""The study's loop: every problem (noise level of a mock, or a correlator file) x every
+method, metrics, table, summary and figures.
 
 Metrics (:func:`bayesqcd.spectral.metrics`): MSE and KL of the point estimate (posterior mean;
-the MEM maximum for ``mem``) and coverage of the pointwise 95% band, wall time and, for MCMC,
-divergences, R-hat and ESS (on the sampled sites and on ``rho``).
+the maximum for ``mem`` and ``br``) and coverage of the pointwise 95% band (mocks only: they
+need the truth), chi^2/point of the point estimate and of the draws against the data, the
+peak's position, wall time and, for MCMC, divergences, R-hat and ESS (on the sampled sites and
+on ``rho``).
 """
 
 from __future__ import annotations
@@ -20,29 +23,34 @@ from bayesqcd.inference.results import diagnostics
 from bayesqcd.precision import x64_scope
 from bayesqcd.report import ResultsDir, atomic_results_dir, results_dir, save_figure, versions, write_json
 
-from .config import NEEDS_PRIOR, Config, make_problem
+from .config import NEEDS_PRIOR, Config, make_problems
 from .methods import run_method
 from .plots import plot_bands
 from .prior import SpectralPrior, train_prior
 
 
 def evaluate(idata: az.InferenceData, mock: sp.MockData) -> dict[str, Any]:
-    """Metrics of ``posterior["rho"]`` against the truth, wall time and (MCMC) diagnostics.
+    """Metrics of ``posterior["rho"]`` (:func:`bayesqcd.spectral.metrics`: against the truth
+    when ``mock`` has one, else only the fit to the data), wall time and (MCMC) diagnostics.
 
     The point estimate is the posterior mean, or ``constant_data["rho_map"]`` when present
-    (MEM's maximum). Draws that ran away (peak above 10 times the truth's maximum) are counted
-    in ``runaway_fraction``, never dropped."""
-    rho = np.asarray(idata.posterior["rho"].values).reshape(-1, mock.rho.shape[0])
+    (the maximum of MEM and BR). Draws that ran away (peak above 10 times the truth's maximum;
+    without a truth, 10 times the maximum of the pointwise median) are counted in
+    ``runaway_fraction``, never dropped."""
+    rho = np.asarray(idata.posterior["rho"].values).reshape(-1, mock.omega.shape[0])
     out = sp.metrics(rho, mock)
     if "constant_data" in idata.groups() and "rho_map" in idata.constant_data:
         point = np.asarray(idata.constant_data["rho_map"].values).reshape(-1)
-        out["mse"] = sp.mse(point, mock.rho)
-        out["kl"] = sp.kl_divergence(mock.rho, point, mock.weights)
+        if mock.has_truth:
+            out["mse"] = sp.mse(point, mock.rho)
+            out["kl"] = sp.kl_divergence(mock.rho, point, mock.weights)
         out["chi2_per_point"] = sp.chi2_per_point(point, mock)
+        out["peak_omega"] = float(np.asarray(mock.omega)[int(np.argmax(point))])
     out["wall_time_s"] = float(idata.posterior.attrs.get("wall_time_s", np.nan))
     out["n_draws"] = int(rho.shape[0])
     out["positive"] = bool(np.all(rho > 0))
-    out["runaway_fraction"] = float(np.mean(rho.max(axis=1) > 10 * float(np.max(mock.rho))))
+    top = float(np.max(mock.rho)) if mock.has_truth else float(np.max(np.median(rho, axis=0)))
+    out["runaway_fraction"] = float(np.mean(rho.max(axis=1) > 10 * top))
     if "sample_stats" in idata.groups() and "diverging" in idata.sample_stats:
         names = [n for n in idata.posterior.data_vars if n != "rho"]
         d, d_rho = diagnostics(idata, names), diagnostics(idata, ["rho"])
@@ -84,71 +92,90 @@ def failures(summary: dict[str, Any]) -> list[str]:
 
 TABLE_HEADER = ("| method | eps | status | MSE | KL | 95% coverage (floor) | wall time [s] | max R-hat (rho) "
                 "| error |\n|---|---|---|---|---|---|---|---|---|")
+DATA_TABLE_HEADER = ("| method | data | status | chi^2/point (estimate) | chi^2/point (draws) | peak omega "
+                     "| wall time [s] | max R-hat (rho) | error |\n|---|---|---|---|---|---|---|---|---|")
+"""The table of a correlator file: no truth, so no MSE, KL or coverage."""
 
 
 def table_row(method: str, label: str, metrics: dict[str, Any]) -> str:
     """One row of ``table.md`` for ``method`` at noise level ``label`` (coverage strict and, in
     brackets, with the floor of :func:`bayesqcd.spectral.metrics`; ``error``: why a run failed or
-    is unconverged)."""
+    is unconverged). Without a truth (``"mse"`` absent: a correlator file) the row of
+    :data:`DATA_TABLE_HEADER`."""
     status, error = metrics.get("status", "ok"), metrics.get("error", "").replace("|", "/")
     if status == "failed":
         return f"| {method} | {label} | failed | | | | | | {error} |"
     rhat = metrics.get("max_rhat_rho", float("nan"))
+    if "mse" not in metrics:
+        return (f"| {method} | {label} | {status} | {metrics['chi2_per_point']:.3g} | "
+                f"{metrics['chi2_per_point_draws']:.3g} | {metrics['peak_omega']:.3g} | "
+                f"{metrics['wall_time_s']:.1f} | {rhat:.3f} | {error} |")
     return (f"| {method} | {label} | {status} | {metrics['mse']:.3g} | {metrics['kl']:.3g} | "
             f"{metrics['coverage']:.2f} ({metrics['coverage_floor']:.2f}) | {metrics['wall_time_s']:.1f} | "
             f"{rhat:.3f} | {error} |")
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """The Markdown table of a summary of :func:`run` (one row per noise level and method)."""
-    rows = [TABLE_HEADER]
+    """The Markdown table of a summary of :func:`run` (one row per problem and method)."""
+    data = summary.get("source", {}).get("kind") == "data"
+    rows = [DATA_TABLE_HEADER if data else TABLE_HEADER]
     for label, per_method in summary["results"].items():
         rows += [table_row(m, label, met) for m, met in per_method.items()]
     return "\n".join(rows)
 
 
 def _headline(method: str, label: str, met: dict[str, Any]) -> str:
+    tag = label if label == "data" else f"eps={label}"
     if met.get("status") == "failed":
-        return f"[eps={label}] {method}: FAILED {met['error']}"
+        return f"[{tag}] {method}: FAILED {met['error']}"
+    if "mse" not in met:
+        return (f"[{tag}] {method}: chi^2/point {met['chi2_per_point']:.3g} (draws "
+                f"{met['chi2_per_point_draws']:.3g}), peak at omega {met['peak_omega']:.3g}, "
+                f"{met['wall_time_s']:.1f} s")
     return (f"[eps={label}] {method}: MSE {met['mse']:.3g}, KL {met['kl']:.3g}, "
             f"coverage {met['coverage']:.2f}, {met['wall_time_s']:.1f} s")
 
 
 @x64_scope(True)
 def run(config: Config, out: str | Path | ResultsDir | None = None, *, progress: bool = True) -> dict[str, Any]:
-    """Run every (noise level, method) pair of ``config`` in float64 and summarise.
+    """Run every (problem, method) pair of ``config`` in float64 and summarise.
 
-    The diffusion prior (for ``score`` and ``diffusion-prior``) is trained once, with key
-    ``seed + 1``; method ``i`` of ``config.methods`` runs with key ``seed + 10 + i`` at every
-    noise level. One line per run is printed as it finishes.
+    The problems (:func:`~.config.make_problems`: the mock at each noise level, or the
+    correlator file, read and checked) are made first, before any expensive work. The
+    diffusion prior (for ``score`` and ``diffusion-prior``) is trained once, with key
+    ``seed + 1``; method ``i`` of ``config.methods`` runs with key ``seed + 10 + i`` on every
+    problem. One line per run is printed as it finishes.
 
     With ``out``, the results folder is written atomically: ``summary.json``, ``table.md``
-    (:func:`format_table`) and ``bands_<mock>_eps<label>.png`` per noise level
-    (:func:`~.plots.plot_bands`). ``out`` is checked first (:func:`bayesqcd.report.results_dir`:
-    a new or empty folder, or a :class:`~bayesqcd.report.ResultsDir` made with ``overwrite``),
-    before any work.
+    (:func:`format_table`) and ``bands_<mock>_eps<label>.png`` per noise level, or
+    ``bands_data.png`` (bands and the fit's residuals, :func:`~.plots.plot_bands`). ``out`` is
+    checked first (:func:`bayesqcd.report.results_dir`: a new or empty folder, or a
+    :class:`~bayesqcd.report.ResultsDir` made with ``overwrite``), before any work.
 
     Returns:
-        The summary: ``mock``, ``kernel``, ``noise``, ``methods``, ``eps``, ``prior`` (training
-        info or ``None``), ``results[label][method]`` (:func:`evaluate`'s metrics and
-        ``status``, or ``{"status": "failed", "error": message}``, see :func:`run_one`),
-        ``failures`` (:func:`failures`) and ``versions``.
+        The summary: ``mock`` (``None`` for data), ``kernel``, ``noise``, ``methods``, ``eps``,
+        ``source`` (:func:`~.config.make_problems`: kind, kernel, grid, and for data the files'
+        paths, SHA-256 and sizes), ``prior`` (training info or ``None``),
+        ``results[label][method]`` (:func:`evaluate`'s metrics and ``status``, or
+        ``{"status": "failed", "error": message}``, see :func:`run_one`; ``label`` is the noise
+        level, or ``"data"``), ``failures`` (:func:`failures`) and ``versions``.
     """
     out = results_dir(out)  # a bad results folder fails here, before any work
-    methods, eps_list = list(config.methods), list(config.eps)
+    problems, source = make_problems(config)  # a bad data file fails here too
+    methods = list(config.methods)
     prior, prior_info = None, None
     if NEEDS_PRIOR & set(methods):
-        prior, prior_info = train_prior(make_problem(config).omega, config, key=jax.random.key(config.seed + 1),
+        prior, prior_info = train_prior(problems[0][1].omega, config, key=jax.random.key(config.seed + 1),
                                         progress=progress)
         print(f"diffusion prior trained: {prior_info}")
-    kernel = config.kernel or sp.MOCK_KERNEL.get(config.mock, "kallen-lehmann")
-    summary: dict[str, Any] = {"mock": config.mock, "kernel": kernel, "noise": config.noise,
-                               "methods": methods, "eps": eps_list, "prior": prior_info, "results": {}}
+    data = config.data is not None
+    summary: dict[str, Any] = {"mock": config.mock, "kernel": config.kernel_name,
+                               "noise": None if data else config.noise, "methods": methods,
+                               "eps": None if data else list(config.eps), "source": source,
+                               "prior": prior_info, "results": {}}
     folder = atomic_results_dir(out) if out is not None else contextlib.nullcontext()
     with folder as tmp:
-        for eps in eps_list:
-            mock = make_problem(config, eps)
-            label = sp.log10_eps_label(eps)
+        for label, mock in problems:
             res, idatas = {}, {}
             for i, m in enumerate(methods):
                 idata, met = run_one(m, mock, config, key=jax.random.key(config.seed + 10 + i), prior=prior,
@@ -157,8 +184,11 @@ def run(config: Config, out: str | Path | ResultsDir | None = None, *, progress:
                 print(_headline(m, label, met))
             summary["results"][label] = res
             if tmp is not None:
-                save_figure(plot_bands(idatas, mock, title=f"{config.mock}, relative noise {label}"),
-                            tmp / f"bands_{config.mock}_eps{label}.png", dpi=110)
+                if data:
+                    name, title = "bands_data.png", f"{Path(config.data).name}, {config.kernel_name} kernel"
+                else:
+                    name, title = f"bands_{config.mock}_eps{label}.png", f"{config.mock}, relative noise {label}"
+                save_figure(plot_bands(idatas, mock, title=title), tmp / name, dpi=110)
         summary["failures"] = failures(summary)
         summary["versions"] = versions()
         if tmp is not None:

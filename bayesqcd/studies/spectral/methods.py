@@ -1,4 +1,4 @@
-"""The five reconstruction methods, one function each, registered in :data:`METHODS`.
+"""The six reconstruction methods, one function each, registered in :data:`METHODS`.
 
 Every method has the signature ``(mock, config, *, key, prior=None, progress=True)`` and returns
 :class:`arviz.InferenceData` with ``posterior["rho"]`` on the grid and ``attrs["wall_time_s"]``
@@ -32,6 +32,9 @@ Every method has the signature ``(mock, config, *, key, prior=None, progress=Tru
   exact log posterior) of ``dp_init_draws`` draws of the guided score sampler.
 * ``mem`` (:func:`mem_band`): the classic Maximum Entropy Method (:mod:`bayesqcd.spectral.mem`),
   with a band from redrawn data; the MEM maximum is ``constant_data["rho_map"]``.
+* ``br`` (:func:`br_band`): the Bayesian Reconstruction of Burnier and Rothkopf
+  (:mod:`bayesqcd.spectral.br`: their prior, ``alpha`` integrated out, MAP in the full omega
+  space), with a band from redrawn data as MEM's; the MAP is ``constant_data["rho_map"]``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from bayesqcd.inference.optimize import map_estimate, run_nuts_chains
 from bayesqcd.inference.results import DiagnosticsWarning, from_draws, set_attrs
 from bayesqcd.inference.score_posterior import sample_posterior
 from bayesqcd.models.spectral import SpectralMLP, data_informed_model, gp_basis, nn_model
+from bayesqcd.spectral.br import br
 from bayesqcd.spectral.mem import mem
 
 from .config import NEEDS_PRIOR, Config
@@ -210,12 +214,30 @@ def mem_band(mock: sp.MockData, config: Config, *, key: jax.Array | None = None,
     return idata
 
 
+def br_band(mock: sp.MockData, config: Config, *, key: jax.Array | None = None,
+            prior: SpectralPrior | None = None, progress: bool = True) -> az.InferenceData:
+    """The BR MAP (``alpha`` integrated out); the band from ``config.mem_samples`` redrawn data
+    sets (seeded by ``config.seed``; ``key`` is unused), as :func:`mem_band`.
+    ``constant_data["rho_map"]`` is the MAP."""
+    start = time.perf_counter()
+    res = br(mock.A, mock.data, mock.cov, mock.weights, n_samples=config.mem_samples, seed=config.seed)
+    wall = time.perf_counter() - start
+    samples = res.samples if res.samples.shape[0] else res.rho[None]
+    idata = from_draws({"rho": samples[None]}, observed_data={"D": np.asarray(mock.data)},
+                       attrs={"engine": "br", "wall_time_s": wall, "alpha_mean": res.alpha_mean,
+                              "alpha_sd": res.alpha_sd, "alpha_in_range": int(res.alpha_in_range),
+                              "chi2": res.chi2, "converged": int(res.converged), "newton_iterations": res.n_iter})
+    idata.add_groups(constant_data=xr.Dataset({"rho_map": (("omega",), res.rho)}))
+    return idata
+
+
 METHODS: dict[str, Method] = {
     "nuts": gp_nuts,
     "nn": nn_nuts,
     "score": score_sampler,
     "diffusion-prior": diffusion_prior_nuts,
     "mem": mem_band,
+    "br": br_band,
 }
 """Method name -> ``(mock, config, *, key, prior=None, progress=True) -> InferenceData``."""
 
