@@ -114,7 +114,9 @@ def _curvature_mass(kernel: NUTS, state: Any, dynamic: Any, static: Any, forward
                     vectorized: bool, step: float = 1e-3) -> Any:
     """``state`` with the warm-up's inverse mass matrix set to 1 / the diagonal of the potential's
     Hessian at the chains' starts (central differences of the gradient with ``step`` in the
-    unconstrained space; median over chains; 1 where the curvature is not positive or finite)."""
+    unconstrained space; median over chains; 1 where the curvature is not positive or finite).
+    The potential is NumPyro's own (``kernel._potential_fn_gen``, set by ``kernel.init``), and
+    the single mass-matrix block holds all sites in sorted order, as ``ravel_pytree`` flattens."""
 
     def inverse_mass(z: Any, dyn: Any) -> jax.Array:
         args, kwargs = eqx.combine(dyn, static)
