@@ -1,19 +1,27 @@
-"""Benchmark: amortized neural posterior estimation (NPE) against NUTS on a user's model.
+"""Benchmark: amortized neural posterior estimation (NPE) against NUTS, on a user's model and on neutron stars.
 
-    python benchmarks/amortized.py                         # 4000 simulations, 8000 steps
+    python benchmarks/amortized.py                         # the oscillator: 4000 simulations, 8000 steps
     python benchmarks/amortized.py --sims 1000 --steps 500 --nuts-samples 300   # quick
+    python benchmarks/amortized.py --model ns              # neutron stars (~10 min on 2 cores)
 
-The model is the damped oscillator of ``examples/your_own_model.py`` (x'' + 2 zeta omega x'
-+ omega^2 x = 0 solved with diffrax; omega, zeta, x0 from 20 noisy points). Measures, in one
-run on the same mock data set:
+``--model oscillator`` (default): the damped oscillator of ``examples/your_own_model.py``
+(x'' + 2 zeta omega x' + omega^2 x = 0 solved with diffrax; omega, zeta, x0 from 20 noisy
+points). Measures, in one run on the same mock data set:
 
-* one NUTS run (:func:`bayesqcd.inference.run_nuts`, its wall time, compilation included);
+* one NUTS run at :func:`bayesqcd.inference.run_nuts`'s defaults (4 chains x 1000 draws
+  after 500 warm-up: as many draws as the NPE's; its wall time, compilation included);
 * ``simulate`` + ``fit_npe`` (the one-off cost of amortization);
 * the NPE posterior for the data set (``npe.sample``, 4000 draws, one jitted call once
-  compiled), and its medians against NUTS's in units of the NUTS sd;
+  compiled; the median of 5 calls), and its medians against NUTS's in units of the NUTS sd;
 
 and prints the ratios last: NUTS / NPE per data set (the amortization gain) and
 (simulation + training) / NUTS (how many data sets pay for the training).
+
+``--model ns``: the same ratios for neutron stars on the shipped real data, between the
+main job (``bayesqcd ns-eos`` on its defaults, in a new process, its wall time) and the
+NPE of ``bayesqcd ns-regression --method npe`` (its default simulations and training): the
+NPE's c_s^2 draws for the data (1000, one jitted call), and its full posterior with the TOV
+solves of every draw (``apply_npe``).
 """
 
 from __future__ import annotations
@@ -29,11 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sims", type=int, default=4000, help="training simulations")
     p.add_argument("--steps", type=int, default=8000, help="NPE training steps (fit_npe's default)")
     p.add_argument("--draws", type=int, default=4000, help="NPE posterior draws per data set")
-    p.add_argument("--nuts-chains", type=int, default=1)
+    p.add_argument("--model", choices=["oscillator", "ns"], default="oscillator")
+    p.add_argument("--nuts-chains", type=int, default=4)
     p.add_argument("--nuts-warmup", type=int, default=500)
     p.add_argument("--nuts-samples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.model == "ns":
+        return neutron_stars(args.seed)
 
     import jax
     import jax.numpy as jnp
@@ -70,10 +81,9 @@ def main(argv: list[str] | None = None) -> int:
 
     first = npe.sample(next(keys), {"y": y_obs}, args.draws).posterior.attrs["inference_time_s"]
     k_rep = next(keys)
-    times = [npe.sample(jax.random.fold_in(k_rep, i), {"y": y_obs}, args.draws).posterior.attrs["inference_time_s"]
-             for i in range(5)]
+    x = npe.inputs.one({"y": y_obs})
+    t_npe = median_time(lambda: npe._draws(k_rep, x, args.draws))  # the jitted call of npe.sample
     post = npe.sample(next(keys), {"y": y_obs}, args.draws)
-    t_npe = float(np.median(times))
     print(f"NPE: {args.draws} draws per data set in {t_npe * 1e3:.2f} ms (first call, compiling: {first:.2f} s)")
     for k in PARAMS:
         a, b = np.asarray(nuts.posterior[k]).ravel(), np.asarray(post.posterior[k]).ravel()
@@ -82,6 +92,77 @@ def main(argv: list[str] | None = None) -> int:
               f"{b.std() / a.std():.2f}); truth {TRUTH[k]}")
 
     print(f"\nratio NUTS run / NPE per data set: {t_nuts / t_npe:.3g}x (target >= 1e4)")
+    print(f"ratio (simulation + training) / NUTS run: {(t_sim + t_train) / t_nuts:.3g} "
+          f"(simulation {t_sim:.1f} s + training {t_train:.1f} s vs NUTS {t_nuts:.1f} s)")
+    return 0
+
+
+def median_time(fn, reps: int = 5) -> float:
+    """Median wall time [s] of ``reps`` calls of ``fn()`` (results blocked on)."""
+    import jax
+    import numpy as np
+
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def neutron_stars(seed: int) -> int:
+    """NUTS (the main job) against the NPE of ``ns-regression --method npe`` on the real data."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+
+    import jax
+    import numpy as np
+
+    import bayesqcd
+    from bayesqcd.studies.neutron_star.data import DataSpec, load_data
+    from bayesqcd.studies.ns_regression.experiment import Config
+    from bayesqcd.studies.ns_regression.npe import apply_npe, fit_eos_npe
+    from bayesqcd.studies.ns_regression.regression import study_sets
+    from bayesqcd.studies.ns_regression.training_set import observed_inputs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "bayesqcd.cli", "ns-eos", "--out", f"{tmp}/nuts", "--no-progress"]
+        print("$", " ".join(cmd[2:]), flush=True)
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, env={**os.environ, "BAYESQCD_COMPILE_CACHE": "0"})
+        t_nuts = time.perf_counter() - start
+        nuts = json.loads((Path(tmp) / "nuts" / "summary.json").read_text())
+    print(f"NUTS (ns-eos defaults, cold compilation): {t_nuts:.1f} s wall; R_1.4 median {nuts['headline']['R_1.4']['median']:.2f} km",
+          flush=True)
+
+    bayesqcd.enable_x64()
+    config = Config(method="npe", seed=seed)
+    obs, _ = load_data(DataSpec(), seed)
+    settings = config.settings(n_stars=len(obs.mr))
+    x_obs = observed_inputs(obs, settings.obs_model.n_stars)
+    keys = jax.random.split(jax.random.key(seed + 1), 4)
+    start = time.perf_counter()
+    sets = study_sets(settings, progress=False)
+    t_sim = time.perf_counter() - start
+    start = time.perf_counter()
+    npe = fit_eos_npe(sets, keys[2], steps=config.npe_steps, progress=False)
+    t_train = time.perf_counter() - start
+    print(f"simulate: {sets.train.n + sets.val.n + sets.held_out.n} EoS in {t_sim:.1f} s; fit_npe: "
+          f"{npe.history['steps']} steps in {t_train:.1f} s", flush=True)
+    x = npe.inputs.one({"stars": x_obs})
+    npe._draws(keys[0], x, config.draws)  # compile
+    t_draws = median_time(lambda: npe._draws(keys[0], x, config.draws))
+    apply_npe(npe, x_obs, keys[0], config.draws)  # compile the TOV solves
+    start = time.perf_counter()
+    post = apply_npe(npe, x_obs, keys[1], config.draws)
+    t_full = time.perf_counter() - start
+    r = post.posterior["R_1.4"].values.ravel()
+    print(f"NPE: {config.draws} c_s^2 draws in {t_draws * 1e3:.2f} ms; the full posterior with the TOV solves "
+          f"of every draw in {t_full:.2f} s; R_1.4 median {float(np.median(r)):.2f} km")
+    print(f"\nratio NUTS run / NPE c_s^2 draws per data set: {t_nuts / t_draws:.3g}x (target >= 1e4)")
+    print(f"ratio NUTS run / NPE full posterior (with TOV solves): {t_nuts / t_full:.3g}x")
     print(f"ratio (simulation + training) / NUTS run: {(t_sim + t_train) / t_nuts:.3g} "
           f"(simulation {t_sim:.1f} s + training {t_train:.1f} s vs NUTS {t_nuts:.1f} s)")
     return 0

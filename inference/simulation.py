@@ -131,8 +131,9 @@ class Simulations:
 
 
 def _site_info(model: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], targets: Sequence[str],
-               observed: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
-    """Supports of the targets and the names of the latent sample sites, from one trace.
+               observed: Sequence[str]) -> tuple[dict[str, Any], list[str], dict[str, jax.ShapeDtypeStruct]]:
+    """Supports of the targets, the names of the latent sample sites and the shape and dtype
+    of every sample and deterministic site (one draw), from one trace.
 
     The model is traced abstractly (``jax.eval_shape``: nothing is compiled or run, which for
     a model with an ODE solve inside saves a compilation); only when a target's support
@@ -167,7 +168,9 @@ def _site_info(model: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[s
         s = tr[name]
         supports[name] = s["fn"].support if s["type"] == "sample" else constraints.real
     latents = [k for k, s in tr.items() if s["type"] == "sample" and not s.get("is_observed") and k not in observed]
-    return supports, latents
+    shapes = {k: jax.ShapeDtypeStruct(jnp.shape(s["value"]), jnp.result_type(s["value"])) for k, s in tr.items()
+              if s["type"] in ("sample", "deterministic")}
+    return supports, latents, shapes
 
 
 def _has_tracer(obj: Any, depth: int = 4) -> bool:
@@ -227,11 +230,11 @@ def simulate(model: Callable[..., Any], key: PRNGKeyArray, n: int, *model_args: 
         raise ValueError(f"targets = {targets} and observed = {observed} must both name at least one site")
     if set(targets) & set(observed):
         raise ValueError(f"sites {sorted(set(targets) & set(observed))} are both targets and observed")
-    supports, latents = _site_info(model, model_args, model_kwargs, targets, observed)
+    supports, latents, row_spec = _site_info(model, model_args, model_kwargs, targets, observed)
     sites = sorted(set(targets) | set(observed) | set(latents))
     size = min(batch_size, n)
     n_batches = -(-n // size)
-    draw, row_spec = _batch_fn(model, model_args, model_kwargs, sites, jax.device_count(), size)
+    draw = _batch_fn(model, model_args, model_kwargs, sites, jax.device_count(), size)
     allv = {k: np.zeros((n, *row_spec[k].shape), row_spec[k].dtype) for k in sites}
     done = np.zeros(n_batches, bool)
     store = None
@@ -243,10 +246,15 @@ def simulate(model: Callable[..., Any], key: PRNGKeyArray, n: int, *model_args: 
         done = store.resume(allv, size)
     bar = tqdm(total=n_batches, initial=int(done.sum()), desc="simulating",
                disable=not progress or jax.process_index() > 0)
+    todo = [int(b) for b in np.flatnonzero(~done)]
+    pending = draw(jax.random.fold_in(key, todo[0])) if todo else None
     with bar:
-        for b in np.flatnonzero(~done):
+        for i, b in enumerate(todo):
             rows = slice(b * size, min(n, (b + 1) * size))
-            out = gather(draw(jax.random.fold_in(key, int(b))))
+            current = pending
+            if i + 1 < len(todo):  # the next batch runs while this one is copied out and stored
+                pending = draw(jax.random.fold_in(key, todo[i + 1]))
+            out = gather(current)
             for k in sites:
                 allv[k][rows] = np.asarray(out[k])[:rows.stop - rows.start]
             if store is not None:
@@ -265,11 +273,10 @@ def simulate(model: Callable[..., Any], key: PRNGKeyArray, n: int, *model_args: 
 
 
 def _batch_fn(model: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], sites: list[str],
-              n_dev: int, size: int) -> tuple[Callable[[PRNGKeyArray], dict[str, Array]], dict[str, Any]]:
+              n_dev: int, size: int) -> Callable[[PRNGKeyArray], dict[str, Array]]:
     """``draw(batch_key)``: one jitted, vmapped batch of ``size`` prior-predictive draws from
     ``split(batch_key, size)`` (padded to a multiple of ``n_dev`` by repeating the last key,
-    sharded over a 1-D device mesh when ``n_dev > 1``), and the shape and dtype of one row
-    of each site."""
+    sharded over a 1-D device mesh when ``n_dev > 1``); dispatched asynchronously."""
     predictive = Predictive(model, num_samples=1, return_sites=sites)
 
     def one(k: PRNGKeyArray) -> dict[str, Array]:
@@ -290,7 +297,7 @@ def _batch_fn(model: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[st
             keys = jax.device_put(keys, NamedSharding(mesh, PartitionSpec("sims")))
         return fn(keys)
 
-    return draw, jax.eval_shape(one, jax.random.PRNGKey(0))
+    return draw
 
 
 def _typed(keys: Any) -> bool:

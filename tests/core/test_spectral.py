@@ -236,6 +236,11 @@ def test_br_recovers_breit_wigner_and_stays_positive():
         slope = (F(u + e) - F(u - e)) / 2e-3
         curvature = (F(u + e) - 2 * F(u) + F(u - e)) / 1e-6
         assert curvature > 0 and slope**2 / curvature < 1e-5  # what a Newton step could still gain
+    # at eps 1e-2 a solve started at rho = m stopped on the prior's spike there (s = 0, alpha at
+    # the top of its range, chi^2/point 2000); from the fixed-alpha start it fits the data
+    loud = sp.make_mock(jax.random.key(0), "bw1", eps=1e-2, n_omega=100)
+    res = sp.br(loud.A, loud.data, loud.cov, loud.weights)
+    assert res.converged and res.alpha_in_range and res.chi2 / 25 < 2.0 and sp.mse(res.rho, loud.rho) < 1e-2
     with pytest.raises(ValueError, match="positive definite"):
         sp.br(md.A, md.data, -md.cov, md.weights)
     with pytest.raises(ValueError, match="alpha_range"):

@@ -65,8 +65,8 @@ def test_a_resumed_run_gives_the_uninterrupted_set(tmp_path, reference, monkeypa
     draw = simulation._batch_fn
 
     def counting(*args):  # which batches the resumed run computes
-        fn, spec = draw(*args)
-        return (lambda key: computed.append(key) or fn(key)), spec
+        fn = draw(*args)
+        return lambda key: computed.append(key) or fn(key)
 
     monkeypatch.setattr(simulation, "_batch_fn", counting)
     resumed = run(folder)

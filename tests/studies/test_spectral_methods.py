@@ -191,6 +191,23 @@ def test_config_and_method_registry():
     assert tuple(METHODS) == METHOD_NAMES and all(callable(f) for f in METHODS.values())
 
 
+@pytest.mark.parametrize("eps", [1e-2, 1e-5])
+def test_score_steps_follow_the_noise_level(eps):
+    """The score sampler's default Euler steps come from the data's relative noise: a mock's
+    median sqrt(C_ii)/|D_i| is its eps, 800 steps down to 1e-4, 3200 at 1e-5; a set step count wins."""
+    from bayesqcd.studies.spectral.methods import relative_noise, score_steps
+
+    mock = make_problem(small_cfg(eps=eps))
+    assert relative_noise(mock) == pytest.approx(eps, rel=0.05)
+    assert [score_steps(e) for e in (1e-2, 1e-4, 1e-5)] == [800, 800, 3200]
+    assert score_steps(relative_noise(mock)) == (800 if eps > 1e-4 else 3200)
+    assert Config(sampler_steps=None).sampler_steps is None
+    with pytest.raises(ValueError, match="sampler_steps = 0"):
+        Config(sampler_steps=0)
+    with pytest.raises(ValueError, match="eps = 0.0"):
+        score_steps(0.0)
+
+
 def test_study_run_writes_the_results_folder(tmp_path):
     """run(config, out): the files the command writes, the summary it returns, the same numbers
     again without a folder."""

@@ -72,7 +72,9 @@ class Config:
             (coarse points, network width, score-matching steps, training spectra, checkpoint file
             to resume or reuse).
         score_samples, guidance, solver, covariance, x0_clip, sampler_steps, dps_zeta: the
-            guided score sampler (``score``; :func:`bayesqcd.inference.score_posterior.sample_posterior`).
+            guided score sampler (``score``; :func:`bayesqcd.inference.score_posterior.sample_posterior`);
+            ``sampler_steps=None``: Euler steps from the data's noise level
+            (:func:`.methods.score_steps`: 800 down to a relative noise of 1e-4, more below).
         dp_warmup, dp_samples, dp_tree_depth, dp_chains, dp_init_draws, dp_rtol: NUTS of
             ``diffusion-prior`` (chains start at the best of ``dp_init_draws`` guided draws).
         mem_samples: redrawn data sets of the error band of MEM and BR (0: no band).
@@ -116,7 +118,7 @@ class Config:
     solver: str = "sde"
     covariance: str = "isotropic"
     x0_clip: float | None = 5.0
-    sampler_steps: int = 800
+    sampler_steps: int | None = None
     dps_zeta: float = 0.5
     dp_warmup: int = 100
     dp_samples: int = 100
@@ -152,6 +154,8 @@ class Config:
                 raise ValueError(f"{name} = {getattr(self, name)!r} is not valid; choose from {', '.join(choices)}")
         for name, low in _INT_MINIMA.items():
             value = getattr(self, name)
+            if value is None and name == "sampler_steps":  # chosen from the noise level
+                continue
             if int(value) != value or value < low:
                 raise ValueError(f"{name} = {value} is outside the valid range: integers >= {low}")
         for name in _POSITIVE:

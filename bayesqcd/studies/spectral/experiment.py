@@ -67,7 +67,8 @@ def run_one(method: str, mock: sp.MockData, config: Config, *, key: jax.Array,
             prior: SpectralPrior | None = None,
             progress: bool = True) -> tuple[az.InferenceData | None, dict[str, Any]]:
     """:func:`~.methods.run_method` then :func:`evaluate`, with a ``status``: ``"ok"``,
-    ``"unconverged"`` (MCMC with R-hat on ``rho`` above :data:`RHAT_MAX`; ``error`` says so) or
+    ``"unconverged"`` (MCMC with R-hat on ``rho`` above :data:`RHAT_MAX`, or BR with ``alpha`` at
+    the end of its range; ``error`` says so) or
     ``"failed"``: a numerical failure (``FloatingPointError``, ``LinAlgError``,
     ``RuntimeError``) is reported as ``{"status": "failed", "error": message}`` with ``None``
     for the InferenceData, not raised."""
@@ -79,6 +80,9 @@ def run_one(method: str, mock: sp.MockData, config: Config, *, key: jax.Array,
     rhat = met.get("max_rhat_rho", float("nan"))  # NaN: not MCMC, or one chain
     if np.isfinite(rhat) and rhat > RHAT_MAX:
         met.update(status="unconverged", error=f"max R-hat on rho {rhat:.3g} > {RHAT_MAX}")
+    elif idata.posterior.attrs.get("alpha_in_range", 1) == 0:
+        met.update(status="unconverged", error=f"alpha = {idata.posterior.attrs['alpha_mean']:.3g} at the end of "
+                                               "its range (the MAP sits on the prior, not the data)")
     else:
         met["status"] = "ok"
     return idata, met
