@@ -134,8 +134,8 @@ def neutron_stars(seed: int) -> int:
         subprocess.run(cmd, check=True, env={**os.environ, "BAYESQCD_COMPILE_CACHE": "0"})
         t_nuts = time.perf_counter() - start
         nuts = json.loads((Path(tmp) / "nuts" / "summary.json").read_text())
-    print(f"NUTS (ns-eos defaults, cold compilation): {t_nuts:.1f} s wall; R_1.4 median {nuts['headline']['R_1.4']['median']:.2f} km",
-          flush=True)
+    r14 = nuts["headline"]["R_1.4"]["median"]
+    print(f"NUTS (ns-eos defaults, cold compilation): {t_nuts:.1f} s wall; R_1.4 median {r14:.2f} km", flush=True)
 
     bayesqcd.enable_x64()
     config = Config(method="npe", seed=seed)

@@ -25,8 +25,9 @@ subspace: for the BR prior the stationarity condition puts ``m / rho``, not ``lo
 the column space of ``W^{-1} A^T``); it is found by Levenberg-Marquardt steps on the exact
 Hessian in ``u = log(rho / m)`` (:func:`_minimise`): positivity by construction, and the density is
 that of ``rho`` (the parametrisation adds no Jacobian), started from the solution at a fixed
-``alpha`` = :data:`START_ALPHA` (not at ``rho = m``, the prior's spurious maximum). Error band: like :func:`~.mem.mem`, the
-spread of BR solutions for data redrawn from ``N(D, C)``. Plain numpy float64 throughout.
+``alpha`` = :data:`START_ALPHA` (not at ``rho = m``, the prior's spurious maximum). Error band:
+like :func:`~.mem.mem`, the spread of BR solutions for data redrawn from ``N(D, C)``. Plain numpy
+float64 throughout.
 """
 
 from __future__ import annotations
@@ -247,7 +248,8 @@ def br(A: ArrayLike, data: ArrayLike, cov: ArrayLike, weights: ArrayLike, *,
     # first chi^2/2 + START_ALPHA s(rho) from rho = m, then the marginal from there: started at
     # rho = m itself, where s = 0 and the marginal prior has its spurious maximum (alpha runs to
     # alpha_max), the solve can stop there (bw1 at eps 1e-2: chi^2/point 2000, alpha 1e8)
-    u0, _, _ = _minimise(np.zeros(nw), lambda s_: (START_ALPHA * s_, START_ALPHA, 0.0), m, w, Aw, dw, max_iter, tol)
+    fixed_alpha = lambda s_: (START_ALPHA * s_, START_ALPHA, 0.0)  # noqa: E731 (g, g', g'') of alpha s
+    u0, _, _ = _minimise(np.zeros(nw), fixed_alpha, m, w, Aw, dw, max_iter, tol)
     u, ok_all, nit = _minimise(u0, marg, m, w, Aw, dw, max_iter, tol)
     rho = m * np.exp(np.clip(u, -A_CLIP, A_CLIP))
     s = float(np.sum(w * (rho / m - 1.0 - np.log(rho / m))))

@@ -232,13 +232,8 @@ def mem_band(mock: sp.MockData, config: Config, *, key: jax.Array | None = None,
     ``config.seed``; ``key`` is unused). ``constant_data["rho_map"]`` is the MEM maximum."""
     start = time.perf_counter()
     res = mem(mock.A, mock.data, mock.cov, mock.weights, n_samples=config.mem_samples, seed=config.seed)
-    wall = time.perf_counter() - start
-    samples = res.samples if res.samples.shape[0] else res.rho[None]
-    idata = from_draws({"rho": samples[None]}, observed_data={"D": np.asarray(mock.data)},
-                       attrs={"engine": "mem", "wall_time_s": wall, "alpha": res.alpha,
-                              "chi2": res.chi2, "converged": int(res.converged)})
-    idata.add_groups(constant_data=xr.Dataset({"rho_map": (("omega",), res.rho)}))
-    return idata
+    return _redrawn_band(res, mock, time.perf_counter() - start,
+                         {"engine": "mem", "alpha": res.alpha, "chi2": res.chi2, "converged": int(res.converged)})
 
 
 def br_band(mock: sp.MockData, config: Config, *, key: jax.Array | None = None,
@@ -248,12 +243,18 @@ def br_band(mock: sp.MockData, config: Config, *, key: jax.Array | None = None,
     ``constant_data["rho_map"]`` is the MAP."""
     start = time.perf_counter()
     res = br(mock.A, mock.data, mock.cov, mock.weights, n_samples=config.mem_samples, seed=config.seed)
-    wall = time.perf_counter() - start
+    return _redrawn_band(res, mock, time.perf_counter() - start,
+                         {"engine": "br", "alpha_mean": res.alpha_mean, "alpha_sd": res.alpha_sd,
+                          "alpha_in_range": int(res.alpha_in_range), "chi2": res.chi2,
+                          "converged": int(res.converged), "newton_iterations": res.n_iter})
+
+
+def _redrawn_band(res: Any, mock: sp.MockData, wall: float, attrs: dict[str, Any]) -> az.InferenceData:
+    """InferenceData of a MAP method (MEM, BR): the MAPs of the redrawn data sets as draws (the
+    MAP itself when there are none), the MAP as ``constant_data["rho_map"]``."""
     samples = res.samples if res.samples.shape[0] else res.rho[None]
     idata = from_draws({"rho": samples[None]}, observed_data={"D": np.asarray(mock.data)},
-                       attrs={"engine": "br", "wall_time_s": wall, "alpha_mean": res.alpha_mean,
-                              "alpha_sd": res.alpha_sd, "alpha_in_range": int(res.alpha_in_range),
-                              "chi2": res.chi2, "converged": int(res.converged), "newton_iterations": res.n_iter})
+                       attrs={**attrs, "wall_time_s": wall})
     idata.add_groups(constant_data=xr.Dataset({"rho_map": (("omega",), res.rho)}))
     return idata
 
