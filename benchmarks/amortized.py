@@ -12,7 +12,8 @@ points). Measures, in one run on the same mock data set:
   after 500 warm-up: as many draws as the NPE's; its wall time, compilation included);
 * ``simulate`` + ``fit_npe`` (the one-off cost of amortization);
 * the NPE posterior for the data set (``npe.sample``, 4000 draws, one jitted call once
-  compiled; the median of 5 calls), and its medians against NUTS's in units of the NUTS sd;
+  compiled; the median of 21 calls, with their quartiles: on this shared machine single calls
+  vary by up to 2x), and its medians against NUTS's in units of the NUTS sd;
 
 and prints the ratios last: NUTS / NPE per data set (the amortization gain) and
 (simulation + training) / NUTS (how many data sets pay for the training).
@@ -82,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     first = npe.sample(next(keys), {"y": y_obs}, args.draws).posterior.attrs["inference_time_s"]
     k_rep = next(keys)
     x = npe.inputs.one({"y": y_obs})
-    t_npe = median_time(lambda: npe._draws(k_rep, x, args.draws))  # the jitted call of npe.sample
+    t_npe, q25, q75 = median_time(lambda: npe._draws(k_rep, x, args.draws))  # the jitted call of npe.sample
     post = npe.sample(next(keys), {"y": y_obs}, args.draws)
-    print(f"NPE: {args.draws} draws per data set in {t_npe * 1e3:.2f} ms (first call, compiling: {first:.2f} s)")
+    print(f"NPE: {args.draws} draws per data set in {t_npe * 1e3:.2f} ms (quartiles {q25 * 1e3:.2f}-"
+          f"{q75 * 1e3:.2f} ms; first call, compiling: {first:.2f} s)")
     for k in PARAMS:
         a, b = np.asarray(nuts.posterior[k]).ravel(), np.asarray(post.posterior[k]).ravel()
         print(f"  {k}: NUTS {np.median(a):.4f} +- {a.std():.4f}, NPE {np.median(b):.4f} +- {b.std():.4f} "
@@ -97,17 +99,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def median_time(fn, reps: int = 5) -> float:
-    """Median wall time [s] of ``reps`` calls of ``fn()`` (results blocked on)."""
+def median_time(fn, reps: int = 21) -> tuple[float, float, float]:
+    """Median, first and third quartile of the wall time [s] of ``reps`` calls of ``fn()``
+    (results blocked on; one call first, not timed)."""
     import jax
     import numpy as np
 
+    jax.block_until_ready(fn())
     times = []
     for _ in range(reps):
         start = time.perf_counter()
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return tuple(float(q) for q in np.percentile(times, [50, 25, 75]))
 
 
 def neutron_stars(seed: int) -> int:
@@ -152,14 +156,14 @@ def neutron_stars(seed: int) -> int:
     print(f"simulate: {sets.train.n + sets.val.n + sets.held_out.n} EoS in {t_sim:.1f} s; fit_npe: "
           f"{npe.history['steps']} steps in {t_train:.1f} s", flush=True)
     x = npe.inputs.one({"stars": x_obs})
-    npe._draws(keys[0], x, config.draws)  # compile
-    t_draws = median_time(lambda: npe._draws(keys[0], x, config.draws))
+    t_draws, q25, q75 = median_time(lambda: npe._draws(keys[0], x, config.draws))
     apply_npe(npe, x_obs, keys[0], config.draws)  # compile the TOV solves
     start = time.perf_counter()
     post = apply_npe(npe, x_obs, keys[1], config.draws)
     t_full = time.perf_counter() - start
     r = post.posterior["R_1.4"].values.ravel()
-    print(f"NPE: {config.draws} c_s^2 draws in {t_draws * 1e3:.2f} ms; the full posterior with the TOV solves "
+    print(f"NPE: {config.draws} c_s^2 draws in {t_draws * 1e3:.2f} ms (quartiles {q25 * 1e3:.2f}-{q75 * 1e3:.2f} ms); "
+          f"the full posterior with the TOV solves "
           f"of every draw in {t_full:.2f} s; R_1.4 median {float(np.median(r)):.2f} km")
     print(f"\nratio NUTS run / NPE c_s^2 draws per data set: {t_nuts / t_draws:.3g}x (target >= 1e4)")
     print(f"ratio NUTS run / NPE full posterior (with TOV solves): {t_nuts / t_full:.3g}x")

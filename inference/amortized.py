@@ -29,7 +29,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import arviz as az
 import equinox as eqx
@@ -39,13 +39,14 @@ import numpy as np
 import optax
 from flowjax.bijections import RationalQuadraticSpline
 from flowjax.distributions import StandardNormal
-from flowjax.flows import coupling_flow, masked_autoregressive_flow
+from flowjax.flows import masked_autoregressive_flow
 from jaxtyping import Array, Float, PRNGKeyArray
 from numpyro.distributions import biject_to
 
 from bayesqcd.inference.regression import ArrayData, MLPRegressor, PolynomialRegressor, Standardizer
 from bayesqcd.inference.results import from_draws
 from bayesqcd.inference.simulation import Simulations, stack_rows
+from bayesqcd.nn.flows import coupling_flow
 from bayesqcd.nn.training import train
 
 Noise = Callable[[PRNGKeyArray, Mapping[str, Array]], Mapping[str, Array]]
@@ -377,13 +378,17 @@ def fit_regression(sims: Simulations, key: PRNGKeyArray, *, n_copies: int | None
 
 @dataclass(frozen=True)
 class Coupling:
-    """A coupling flow (flowjax; RealNVP-type) with rational-quadratic spline layers: density
-    and sampling cost one pass each (the default of :func:`fit_npe`).
+    """A coupling flow (RealNVP-type) of fused rational-quadratic spline layers
+    (:func:`bayesqcd.nn.flows.coupling_flow`, flowjax bijections): density and sampling cost
+    one pass each (the default of :func:`fit_npe`).
 
     Attributes:
         layers: flow layers; width, depth: conditioner network size.
-        knots: spline knots per dimension (0: affine layers); interval: the spline acts on
-            [-interval, interval] of the standardized space (identity outside).
+        knots: inner spline knots per dimension (0: affine layers); interval: the spline acts
+            on [-interval, interval] of the standardized space (identity outside).
+        dtype: the conditioner networks' float type (the splines and densities are computed
+            in the inputs' precision, float64 here; float32 networks only round the spline
+            parameters, so the flow stays an exact bijection with an exact density).
     """
 
     layers: int = 5
@@ -391,7 +396,7 @@ class Coupling:
     depth: int = 1
     knots: int = 8
     interval: float = 4.0
-    builder: ClassVar[Callable[..., Any]] = staticmethod(coupling_flow)
+    dtype: str = "float32"
 
     def __post_init__(self) -> None:
         for name in ("layers", "width", "depth"):
@@ -402,19 +407,22 @@ class Coupling:
 
     def __call__(self, key: PRNGKeyArray, dim: int, cond_dim: int) -> Any:
         """The untrained flow on R^dim conditioned on R^cond_dim."""
-        tr = RationalQuadraticSpline(knots=self.knots, interval=self.interval) if self.knots else None
-        return self.builder(key, base_dist=StandardNormal((dim,)), transformer=tr, cond_dim=cond_dim,
-                            flow_layers=self.layers, nn_width=self.width, nn_depth=self.depth,
-                            nn_activation=jax.nn.silu)
+        return coupling_flow(key, dim, cond_dim, layers=self.layers, knots=self.knots, interval=self.interval,
+                             width=self.width, depth=self.depth, dtype=self.dtype)
 
 
 @dataclass(frozen=True)
 class MAF(Coupling):
-    """A masked autoregressive flow (flowjax), same settings as :class:`Coupling`: each layer
-    conditions every dimension on the previous ones; the density costs one pass, sampling
-    one pass per target dimension."""
+    """A masked autoregressive flow (flowjax's own, with its scalar spline bijections), same
+    settings as :class:`Coupling` (``dtype`` aside: flowjax's networks use the default float
+    type): each layer conditions every dimension on the previous ones; the density costs one
+    pass, sampling one pass per target dimension."""
 
-    builder: ClassVar[Callable[..., Any]] = staticmethod(masked_autoregressive_flow)
+    def __call__(self, key: PRNGKeyArray, dim: int, cond_dim: int) -> Any:
+        tr = RationalQuadraticSpline(knots=self.knots, interval=self.interval) if self.knots else None
+        return masked_autoregressive_flow(key, base_dist=StandardNormal((dim,)), transformer=tr, cond_dim=cond_dim,
+                                          flow_layers=self.layers, nn_width=self.width, nn_depth=self.depth,
+                                          nn_activation=jax.nn.silu)
 
 
 class FittedNPE(eqx.Module):
@@ -492,8 +500,9 @@ def fit_npe(sims: Simulations, key: PRNGKeyArray, *, n_copies: int | None = None
         key: PRNG key.
         n_copies, noise: augmentation, as for :func:`fit_regression`; the default ``None``
             draws fresh noise for every minibatch (on the damped oscillator of
-            ``examples/your_own_model.py``, 8000 steps of it brought the NPE widths to
-            0.97-1.6x NUTS's, where 3000 steps with 20 fixed copies left them 1.4-3x wider).
+            ``examples/your_own_model.py``, with flowjax's coupling flow, 8000 steps of it
+            brought the NPE widths to 0.97-1.6x NUTS's, where 3000 steps with 20 fixed
+            copies left them 1.4-3x wider).
         flow: ``flow(key, dim, cond_dim) -> flowjax distribution`` (default :class:`Coupling`;
             :class:`MAF` for a masked autoregressive flow).
         steps, batch_size, learning_rate: Adam with cosine decay to 1%, gradient clipping at 1.

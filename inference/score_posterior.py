@@ -38,6 +38,10 @@ learned scores near ``t = T``, where ``1/alpha_t`` amplifies score errors and ``
 the forward model's domain -- the guidance term of that state at that time is set to zero
 (the prior score alone moves it); for Gaussian priors and linear ``A`` this never happens.
 
+With the reverse SDE, a draw can still run away where an explicit step is too long for the
+stiff guided drift (a sharp likelihood, a learned score): ``runaway_radius`` draws such draws
+again, from new noise, with 4 and then 16 times the steps, and counts them.
+
 :func:`sample_posterior` returns :class:`arviz.InferenceData` (``chain = 1``).
 """
 
@@ -247,6 +251,31 @@ def _dps(score, sde, forward, y, Linv, xT, key, zeta, n_steps, shape):
     return x
 
 
+def _runaway(x: np.ndarray, radius: float) -> np.ndarray:
+    """Draws (rows) with a non-finite entry or one beyond ``radius`` in absolute value."""
+    return ~np.all(np.isfinite(x) & (np.abs(x) <= radius), axis=1)
+
+
+def _refine_runaways(post, sde, x: np.ndarray, key: PRNGKeyArray, n_steps: int, radius: float,
+                     refinements: int) -> tuple[np.ndarray, int, int]:
+    """Draw the run-away rows of ``x`` again, from new noise, with 4, 16, ... times ``n_steps``;
+    returns ``(x, number drawn again, number still out)``. The re-drawn rows are padded to a
+    power of two (fewer compilations)."""
+    bad = np.flatnonzero(_runaway(x, radius))
+    refined = len(bad)
+    for level in range(1, refinements + 1):
+        if len(bad) == 0:
+            break
+        m = 1 << (len(bad) - 1).bit_length()
+        k1, k2 = jax.random.split(jax.random.fold_in(key, 1_000_000 + level))
+        new = np.asarray(_reverse_sde(post, sde, jax.random.normal(k1, (m, x.shape[1]), dtype=x.dtype), k2,
+                                      n_steps * 4**level))[:len(bad)]
+        x = x.copy()
+        x[bad] = new
+        bad = bad[_runaway(new, radius)]
+    return x, refined, len(bad)
+
+
 def _check_inputs(y, cov, shape, forward, n_samples, batch_size):
     y = jnp.atleast_1d(jnp.asarray(y))
     if y.ndim != 1:
@@ -290,6 +319,8 @@ def sample_posterior(
     x0_clip: float | None = None,
     rtol: float = 1e-5,
     atol: float = 1e-5,
+    runaway_radius: float | None = None,
+    refinements: int = 2,
     batch_size: int | None = None,
     transform: Callable[[Array], dict[str, Array]] | None = None,
     var_name: str = "x",
@@ -314,6 +345,13 @@ def sample_posterior(
             ``n_steps``.
         zeta: DPS step-size constant.
         covariance, prior_var, x0_clip: options of the Tweedie guidance (:class:`TweedieGuidedScore`).
+        runaway_radius: for the reverse SDE (``solver="sde"``): a draw with a non-finite entry
+            or an entry beyond ``runaway_radius`` in absolute value has run away (an explicit
+            step too long for the stiff guided drift, not a posterior draw); it is drawn again
+            from new noise with 4 times the steps, up to ``refinements`` times (4^k n_steps).
+            ``None``: no check. Draws still out after the last refinement are kept and counted
+            (``attrs["runaway_left"]``; ``attrs["refined"]``: draws drawn again).
+        refinements: the most refinements of a run-away draw.
         batch_size: draws per compiled call (memory); default all at once.
         transform: optional ``x -> {name: array}`` of derived quantities (one draw), stored
             in the posterior next to ``x``.
@@ -338,11 +376,16 @@ def sample_posterior(
         raise ValueError(f"prior_var must be > 0, got {prior_var}")
     if int(n_steps) < 1 or not zeta >= 0:
         raise ValueError(f"need n_steps >= 1 and zeta >= 0, got {n_steps}, {zeta}")
+    if runaway_radius is not None and not runaway_radius > 0:
+        raise ValueError(f"runaway_radius must be > 0 or None, got {runaway_radius}")
+    if int(refinements) < 0:
+        raise ValueError(f"refinements must be >= 0, got {refinements}")
     D = int(np.prod(shape))
     bs = int(n_samples) if batch_size is None else min(int(batch_size), int(n_samples))
     n_batches = -(-int(n_samples) // bs)
     start = time.perf_counter()
     out = []
+    refined, left = 0, 0
     for i in tqdm(range(n_batches), desc=f"score posterior ({guidance})", disable=not progress):
         k = jax.random.fold_in(key, i)
         if guidance == "tweedie":
@@ -353,6 +396,10 @@ def sample_posterior(
             else:
                 k1, k2 = jax.random.split(k)
                 x = _reverse_sde(post, sde, jax.random.normal(k1, (bs, D), dtype=y.dtype), k2, int(n_steps))
+                if runaway_radius is not None:
+                    x, n_refined, n_left = _refine_runaways(post, sde, np.asarray(x), k, int(n_steps),
+                                                            float(runaway_radius), int(refinements))
+                    refined, left = refined + n_refined, left + n_left
         else:
             k1, k2 = jax.random.split(k)
             xT = jax.random.normal(k1, (bs, D), dtype=y.dtype)
@@ -367,5 +414,7 @@ def sample_posterior(
     wall = time.perf_counter() - start
     return from_draws(posterior, observed_data={"y": np.asarray(y)},
                       attrs={"engine": "score_posterior", "guidance": guidance, "solver": solver,
-                             "covariance": covariance,
-                             "n_steps": int(n_steps), "wall_time_s": float(wall)})
+                             "covariance": covariance, "n_steps": int(n_steps), "wall_time_s": float(wall),
+                             **({} if runaway_radius is None else
+                                {"runaway_radius": float(runaway_radius), "refined": refined,
+                                 "runaway_left": left})})

@@ -4,6 +4,8 @@ Layer: core (pure JAX/Equinox; never imports models, inference, studies or cli).
 
 * :mod:`.training`: :func:`train` (minibatches, progress bar, checkpoints with exact resume,
   early stopping) -- the one training loop of the project;
+* :mod:`.flows`: conditional spline coupling flows (flowjax), fused for cheap sampling -- the
+  amortized posteriors of :func:`bayesqcd.inference.fit_npe`;
 * :mod:`.autoencoder`: the convolutional autoencoder of the topology study;
 * :mod:`.score_nets`: score networks of the diffusion models.
 """

@@ -13,6 +13,7 @@ import pytest
 
 from bayesqcd.inference import (
     MAF,
+    Coupling,
     DiagnosticsWarning,
     MLPRegressor,
     Simulations,
@@ -63,7 +64,7 @@ def lg_sims():
 
 @pytest.fixture(scope="module")
 def npe(lg_sims):
-    return fit_npe(lg_sims[0], jax.random.key(2), n_copies=None, flow=MAF(layers=3, width=32, knots=0),
+    return fit_npe(lg_sims[0], jax.random.key(2), n_copies=None, flow=Coupling(layers=3, width=32),
                    steps=1000, eval_every=100, progress=False)
 
 
@@ -177,3 +178,16 @@ def test_chain_checks_are_skipped_for_independent_draws():
         warnings.simplefilter("error", DiagnosticsWarning)
         d = check_diagnostics(from_draws({"a": shifted}, attrs={"draws_independent": 1}))
     assert d["draws_independent"] and np.isnan(d["max_rhat"])
+
+
+@pytest.mark.parametrize("flow", [Coupling(layers=2, width=8, knots=4), MAF(layers=2, width=8, knots=4)])
+def test_both_flow_families_draw_and_score_for_one_or_many_data_sets(flow):
+    """fit_npe's two flow builders give flowjax distributions with its shape conventions:
+    draws ``sample_shape + condition batch + (dim,)``, finite log densities at the draws."""
+    q = flow(jax.random.key(0), 3, 5)
+    one, many = jnp.ones(5), jnp.ones((4, 5))
+    assert q.sample(jax.random.key(1), (7,), condition=one).shape == (7, 3)
+    z = q.sample(jax.random.key(1), (7,), condition=many)
+    assert z.shape == (7, 4, 3)
+    lp = q.log_prob(z, many)
+    assert lp.shape == (7, 4) and bool(jnp.all(jnp.isfinite(lp)))

@@ -30,10 +30,11 @@ def gaussian_score(x, t):
     return -_V @ ((_V.T @ (x - a * MEAN)) / (a**2 * _W + s2))
 
 
-def exact_posterior():
-    prec = jnp.linalg.inv(COV) + A.T @ A / NOISE_VAR
+def exact_posterior(noise_var=NOISE_VAR):
+    """Mean and covariance of the exact posterior of x given Y (noise variance ``noise_var``)."""
+    prec = jnp.linalg.inv(COV) + A.T @ A / noise_var
     P = jnp.linalg.inv(prec)
-    return P @ (jnp.linalg.solve(COV, MEAN) + A.T @ Y / NOISE_VAR), P
+    return P @ (jnp.linalg.solve(COV, MEAN) + A.T @ Y / noise_var), P
 
 
 def test_guided_score_is_the_exact_posterior_score():
@@ -125,6 +126,24 @@ def test_tweedie_reverse_sde_matches_posterior_loosely():
     x = idata.posterior["x"].values[0]
     np.testing.assert_allclose(x.mean(0), mu, atol=5 * float(np.sqrt(np.max(np.diag(P)) / n)))
     np.testing.assert_allclose(np.diag(np.cov(x.T)), np.diag(P), rtol=0.2)
+
+
+def test_run_away_draws_are_drawn_again_with_more_steps():
+    """Two Euler steps are far too long for the guided drift with a sharp likelihood: most draws
+    run away (|x| > 10, where the posterior has none). With ``runaway_radius`` exactly those draws
+    are drawn again with 4x, then 16x the steps, and the others are left as they were."""
+    args = (gaussian_score, SDE, lambda x: A @ x, Y, 1e-6, jax.random.key(2))
+    kw = dict(shape=(D,), n_samples=200, solver="sde", n_steps=2, progress=False)
+    plain = sample_posterior(*args, **kw)
+    fixed = sample_posterior(*args, runaway_radius=10.0, **kw)
+    x0, x1 = plain.posterior["x"].values[0], fixed.posterior["x"].values[0]
+    ran = np.abs(x0).max(1) > 10.0
+    assert ran.sum() > 50 and "refined" not in plain.posterior.attrs
+    assert fixed.posterior.attrs["refined"] == ran.sum() and fixed.posterior.attrs["runaway_left"] == 0
+    assert np.all(np.abs(x1) <= 10.0)
+    np.testing.assert_array_equal(x1[~ran], x0[~ran])
+    mu, _ = exact_posterior(1e-6)  # the draws made again land near the posterior mean (8 or 32 Euler steps)
+    assert np.all(np.abs(x1[ran].mean(0) - mu) < 0.3), (x1[ran].mean(0), mu)
 
 
 def test_dps_moves_towards_the_data():

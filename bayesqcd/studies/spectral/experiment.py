@@ -36,7 +36,8 @@ def evaluate(idata: az.InferenceData, mock: sp.MockData) -> dict[str, Any]:
     The point estimate is the posterior mean, or ``constant_data["rho_map"]`` when present
     (the maximum of MEM and BR). Draws that ran away (peak above 10 times the truth's maximum;
     without a truth, 10 times the maximum of the pointwise median) are counted in
-    ``runaway_fraction``, never dropped."""
+    ``runaway_fraction``, never dropped; ``refined_draws``: score draws that ran away in the
+    sampler and were drawn again with more steps."""
     rho = np.asarray(idata.posterior["rho"].values).reshape(-1, mock.omega.shape[0])
     out = sp.metrics(rho, mock)
     if "constant_data" in idata.groups() and "rho_map" in idata.constant_data:
@@ -51,6 +52,8 @@ def evaluate(idata: az.InferenceData, mock: sp.MockData) -> dict[str, Any]:
     out["positive"] = bool(np.all(rho > 0))
     top = float(np.max(mock.rho)) if mock.has_truth else float(np.max(np.median(rho, axis=0)))
     out["runaway_fraction"] = float(np.mean(rho.max(axis=1) > 10 * top))
+    if "refined" in idata.posterior.attrs:  # score draws drawn again with more steps (sample_posterior)
+        out["refined_draws"] = int(idata.posterior.attrs["refined"])
     if "sample_stats" in idata.groups() and "diverging" in idata.sample_stats:
         names = [n for n in idata.posterior.data_vars if n != "rho"]
         d, d_rho = diagnostics(idata, names), diagnostics(idata, ["rho"])
