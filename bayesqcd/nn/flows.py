@@ -22,9 +22,10 @@ data points with 5 layers, width 64 and 8 knots took 13-16 ms with flowjax's own
   per bin as element-wise selects, not as reductions, ``searchsorted`` and gathers;
 * **cheap non-linearities**: ``elu + 1`` for positive spline parameters (one exponential;
   softplus costs two transcendentals) and squareplus as the activation (a square root; silu's
-  exponential per hidden unit and draw was most of an affine layer's cost); the flows learn as
-  well as flowjax's (the oscillator of ``benchmarks/amortized.py``: validation loss -2.97
-  against -3.02, NPE widths 1.1-1.4x NUTS's against 1.1-1.9x);
+  exponential per hidden unit and draw was most of an affine layer's cost); the flows learn
+  nearly as well as flowjax's (the oscillator of ``benchmarks/amortized.py``, four trainings:
+  validation loss -2.92 to -2.97 against -3.02; NPE widths 1.1-2.2x NUTS's, depending on the
+  training seed, against 1.1-1.9x);
 * **the condition once**: the first layer is split, ``W_x x[fixed] + W_c c + b``, and ``W_c c``
   is computed once per condition however many draws share it; the networks compute in
   float32 (``dtype``), while the splines map in the inputs' precision, so the flow stays an
