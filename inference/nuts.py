@@ -8,6 +8,11 @@ every chunk, so that it can
   of after a fixed number of draws;
 * report compilation, warm-up and sampling time separately.
 
+Its three programs (the initial values, a chunk of iterations, and the post-processing of the
+draws into constrained and deterministic sites) are traced one after the other and compiled side
+by side in background threads from the start (with the persistent compilation cache of
+:mod:`bayesqcd.compile_cache`, later runs load them).
+
 Chains are laid out on the available devices automatically (:func:`chain_layout`): one
 device runs all chains vectorized (``vmap``); ``D > 1`` devices run ``C / D`` vectorized
 chains each (``jax.shard_map`` over a one-dimensional mesh, no communication between
@@ -27,8 +32,10 @@ With one process nothing of this happens.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import arviz as az
@@ -44,12 +51,29 @@ from numpyro.infer import NUTS, init_to_median
 from tqdm.auto import tqdm
 
 from .distributed import gather, global_mesh, shard_like
-from .results import add_posterior_predictive, check_diagnostics, idata_from_samples, set_attrs
+from .results import add_posterior_predictive, check_diagnostics, idata_from_samples, postprocess_program, set_attrs
 
 CHUNK: int = 25
 """Default iterations per compiled chunk (the progress bar moves once per chunk)."""
 RHAT_STOP: float = 1.01
 """R-hat below which an ``ess_target`` run may stop (Vehtari et al. 2021)."""
+POSTPROCESS_BATCH: int = 256
+"""Draws per call of the compiled post-processing (constrained and deterministic sites)."""
+
+
+def _in_background(fn: Callable[[], Any]) -> Future:
+    """Run ``fn()`` in a daemon thread (an XLA compilation releases the GIL, so it runs beside
+    Python and other compilations; a daemon thread does not hold up the exit after an error)."""
+    future: Future = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # handed to whoever waits for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=work, daemon=True, name="bayesqcd-compile").start()
+    return future
 
 
 def chain_layout(num_chains: int, n_devices: int | None = None) -> int:
@@ -222,7 +246,8 @@ def run_nuts(
         ``sample_stats`` (``diverging``, ``lp``, ``n_steps``, ``tree_depth``, ``step_size``,
         ``acceptance_rate``, ``energy``), ``observed_data`` and ``log_likelihood`` (for
         observed sites); ``attrs`` hold the settings, ``wall_time_s`` (everything),
-        ``compile_time_s``, ``init_time_s``, ``warmup_time_s``, ``sampling_time_s``,
+        ``init_time_s`` (tracing, the initial values' compilation and their evaluation),
+        ``compile_time_s`` (the wait for the sampler's program after that), ``warmup_time_s``, ``sampling_time_s``,
         ``gradient_evaluations`` (leapfrog steps, warm-up included), ``stopped_by``
         (``"ess_target"`` or ``"num_samples"``), ``n_devices``, ``n_processes``,
         ``gather_time_s`` (collecting every chunk's statistics once computed: a
@@ -262,8 +287,30 @@ def run_nuts(
     vectorized = num_chains > 1
     keys = jax.random.split(key, num_chains) if vectorized else key
     dynamic, static = eqx.partition((model_args, model_kwargs), eqx.is_array)
-    # one compiled program (cached on disk with the compilation cache) instead of op by op
-    state = jax.jit(lambda k, dyn: kernel.init(k, num_warmup, None, *eqx.combine(dyn, static)))(keys, dynamic)
+    n_proc = jax.process_count()
+    mesh = global_mesh(n_dev) if n_dev > 1 else None
+    # with several processes every process holds the model's arrays and all initial values in
+    # full, and hands over its shards
+    run_dynamic = shard_like(dynamic, mesh, P()) if n_proc > 1 else dynamic
+    length = min(int(chunk_size), num_warmup + num_samples)
+    # Three compiled programs: the initial values, a chunk of the sampler and the draws'
+    # post-processing (constrained and deterministic sites). Tracing them is Python, one after
+    # the other; their compilations (cached on disk by the compilation cache) run side by side.
+    lowered_init = jax.jit(lambda k, dyn: kernel.init(k, num_warmup, None, *eqx.combine(dyn, static))).lower(
+        keys, dynamic)
+    init_job = _in_background(lowered_init.compile)
+    state_avals = lowered_init.out_info
+    if mesh is not None:
+        chain_sharding = NamedSharding(mesh, P("chain"))
+        state_avals = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=chain_sharding),
+                                   state_avals)
+    chunk_job = _in_background(
+        _chunk_program(kernel, static, length, n_dev, vectorized).lower(state_avals, run_dynamic).compile)
+    draw = {k: jax.ShapeDtypeStruct(a.shape[int(vectorized):], a.dtype) for k, a in state_avals.z.items()}
+    post_batch = min(POSTPROCESS_BATCH, num_chains * num_samples)
+    postprocess = kernel.postprocess_fn(model_args, model_kwargs)
+    post_job = _in_background(postprocess_program(postprocess, draw, post_batch).compile)
+    state = init_job.result()(keys, dynamic)
     bad = np.flatnonzero(~np.isfinite(np.atleast_1d(np.asarray(state.potential_energy))))
     if bad.size:
         raise RuntimeError(f"Cannot find valid initial parameters for chain(s) {bad.tolist()}: the model's "
@@ -271,19 +318,16 @@ def run_nuts(
                            "model, the data and init_strategy")
     if init_mass == "hessian":
         state = _curvature_mass(kernel, state, dynamic, static, forward_mode, vectorized)
-    n_proc = jax.process_count()
-    if n_proc > 1:  # every process holds all initial values; each hands over its shards
-        mesh = global_mesh(n_dev)
+    if n_proc > 1:
         state = shard_like(state, mesh, P("chain"))
-        dynamic = shard_like(dynamic, mesh, P())
-    elif n_dev > 1:
-        state = jax.device_put(state, NamedSharding(global_mesh(n_dev), P("chain")))
+    elif mesh is not None:
+        state = jax.device_put(state, chain_sharding)
+    dynamic = run_dynamic
     t_init = time.perf_counter() - start
 
-    length = min(int(chunk_size), num_warmup + num_samples)
     t0 = time.perf_counter()
     say(f"NUTS: compiling the sampler (initial values in {t_init:.0f} s)...")
-    program = _chunk_program(kernel, static, length, n_dev, vectorized).lower(state, dynamic).compile()
+    program = chunk_job.result()
     t_compile = time.perf_counter() - t0
     say(f"NUTS: compiled in {t_compile:.0f} s")
 
@@ -342,8 +386,8 @@ def run_nuts(
         "acceptance_rate": stats["accept_prob"],
         "step_size": stats["step_size"],
     }
-    postprocess = kernel.postprocess_fn(model_args, model_kwargs)
-    idata = idata_from_samples(model, postprocess, z, sample_stats, model_args, model_kwargs)
+    idata = idata_from_samples(model, postprocess, z, sample_stats, model_args, model_kwargs,
+                               batch_size=post_batch, program=post_job.result())
     if posterior_predictive:
         add_posterior_predictive(idata, model, jax.random.fold_in(key, 1), model_args, model_kwargs)
     wall = time.perf_counter() - start

@@ -14,7 +14,6 @@ from typing import Any
 
 import arviz as az
 import jax
-import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 from numpyro import handlers
@@ -160,29 +159,62 @@ def check_diagnostics(
 
 def _observed_sites(model: Callable[..., Any], values: Mapping[str, Any], model_args: Sequence[Any],
                     model_kwargs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Observed sample sites of ``model`` (factors excluded) with the latent sites set to ``values``."""
-    traced = handlers.trace(handlers.seed(handlers.substitute(model, data=dict(values)), 0))
-    tr = traced.get_trace(*model_args, **model_kwargs)
-    return {name: np.asarray(site["value"]) for name, site in tr.items()
-            if site["type"] == "sample" and site["is_observed"] and not isinstance(site["fn"], dist.Unit)}
+    """Observed sample sites of ``model`` (factors excluded) with the latent sites set to ``values``.
+
+    The model is traced abstractly (``jax.eval_shape``: no numerics, no compilation of what it
+    calls); only an observed value computed inside the model needs the model run for real."""
+    def observed() -> dict[str, Any]:
+        tr = handlers.trace(handlers.seed(handlers.substitute(model, data=dict(values)), 0)).get_trace(
+            *model_args, **model_kwargs)
+        return {name: site["value"] for name, site in tr.items()
+                if site["type"] == "sample" and site["is_observed"] and not isinstance(site["fn"], dist.Unit)}
+
+    found: dict[str, Any] = {}
+    jax.eval_shape(lambda: found.update(observed()))
+    if any(isinstance(v, jax.core.Tracer) for v in found.values()):
+        found = observed()
+    return {name: np.asarray(v) for name, v in found.items()}
+
+
+def postprocess_program(postprocess: Callable[[Any], dict[str, Any]], draw: Mapping[str, Any],
+                        batch_size: int) -> jax.stages.Lowered:
+    """The lowered program mapping ``batch_size`` unconstrained draws to their constrained and
+    deterministic sites (``postprocess`` vmapped); ``draw``: site -> one draw's array or
+    ``jax.ShapeDtypeStruct``. Compile it (``.compile()``) ahead of time, e.g. while sampling
+    starts, and hand it to :func:`idata_from_samples`."""
+    avals = {k: jax.ShapeDtypeStruct((int(batch_size), *v.shape), v.dtype) for k, v in draw.items()}
+    return jax.jit(jax.vmap(postprocess)).lower(avals)
 
 
 def idata_from_samples(model: Callable[..., Any], postprocess: Callable[[Any], dict[str, Any]],
                        z: Mapping[str, np.ndarray], sample_stats: Mapping[str, np.ndarray],
                        model_args: Sequence[Any] = (), model_kwargs: Mapping[str, Any] | None = None,
-                       batch_size: int = 256) -> az.InferenceData:
+                       batch_size: int = 256, program: Callable[[Any], dict[str, Any]] | None = None,
+                       ) -> az.InferenceData:
     """InferenceData of an MCMC run from its unconstrained draws ``z`` (site -> ``(chain, draw, ...)``).
 
     ``postprocess`` maps one unconstrained draw to the constrained sample and deterministic
-    sites (NumPyro's ``kernel.postprocess_fn(args, kwargs)``); it runs jitted in batches of
-    ``batch_size`` draws. Adds ``observed_data`` and ``log_likelihood`` (per observed site)
-    when the model has observed sites.
+    sites (NumPyro's ``kernel.postprocess_fn(args, kwargs)``); it runs compiled on batches of
+    ``batch_size`` draws (the last one padded), through ``program`` when given (the compiled
+    :func:`postprocess_program` of that batch size). Adds ``observed_data`` and
+    ``log_likelihood`` (per observed site) when the model has observed sites.
     """
     model_kwargs = dict(model_kwargs or {})
     shape = next(iter(z.values())).shape[:2]
-    flat = {k: jnp.asarray(v).reshape(-1, *v.shape[2:]) for k, v in z.items()}
-    constrained = jax.jit(lambda zz: jax.lax.map(postprocess, zz, batch_size=batch_size))(flat)
-    posterior = {k: np.asarray(v).reshape(*shape, *v.shape[1:]) for k, v in constrained.items()}
+    n = int(np.prod(shape))
+    flat = {k: np.asarray(v).reshape(n, *v.shape[2:]) for k, v in z.items()}
+    if program is None:
+        batch_size = min(int(batch_size), n)
+        program = postprocess_program(postprocess, {k: v[0] for k, v in flat.items()}, batch_size).compile()
+    parts = []
+    for start in range(0, n, batch_size):
+        batch = {k: v[start:start + batch_size] for k, v in flat.items()}
+        pad = batch_size - next(iter(batch.values())).shape[0]
+        if pad:  # repeat the last draw; the copies are dropped below
+            batch = {k: np.concatenate([v, np.repeat(v[-1:], pad, axis=0)]) for k, v in batch.items()}
+        parts.append(jax.tree.map(np.asarray, program(batch)))
+    constrained = {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0]}
+    posterior = {k: v.reshape(*shape, *v.shape[1:]) for k, v in constrained.items()}
     first = {k: v[0] for k, v in constrained.items()}
     observed = _observed_sites(model, first, model_args, model_kwargs)
     groups: dict[str, Any] = {"posterior": posterior, "sample_stats": dict(sample_stats)}

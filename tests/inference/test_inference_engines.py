@@ -17,7 +17,8 @@ import numpyro.distributions as dist
 import pytest
 
 from bayesqcd.inference.nuts import chain_layout, run_nuts
-from bayesqcd.inference.results import DiagnosticsWarning, check_diagnostics, diagnostics, from_draws
+from bayesqcd.inference.results import (DiagnosticsWarning, check_diagnostics, diagnostics, from_draws,
+                                        idata_from_samples)
 from bayesqcd.inference.svi import run_svi
 
 # Conjugate model: mu ~ N(0, 2^2), tau ~ N(1, 0.5^2) (independent), y_i ~ N(mu + tau x_i, 0.7^2).
@@ -153,6 +154,22 @@ def test_diagnostics_warn_on_unmixed_chains():
     div[0, :10] = True
     with pytest.warns(DiagnosticsWarning, match="10 divergent"):
         check_diagnostics(from_draws({"x": rng.normal(size=(4, 500))}, sample_stats={"diverging": div}))
+
+
+def test_draws_are_post_processed_in_padded_batches_and_observed_sites_found():
+    """21 draws in batches of 4 (the last one padded): every draw keeps its own constrained and
+    deterministic values, in order; the observed site is found by tracing the model abstractly."""
+    z = {"mu": np.arange(21.0).reshape(3, 7) / 10, "tau": -np.arange(21.0).reshape(3, 7) / 10}
+
+    def postprocess(draw):
+        return {**draw, "twice": 2.0 * draw["mu"]}
+
+    idata = idata_from_samples(linear_model, postprocess, z, {"lp": np.zeros((3, 7))}, (X,), {"y": Y}, batch_size=4)
+    np.testing.assert_array_equal(idata.posterior["mu"].values, z["mu"])
+    np.testing.assert_array_equal(idata.posterior["twice"].values, 2.0 * z["mu"])
+    np.testing.assert_allclose(idata.observed_data["y"].values, Y)
+    last = dist.Normal(z["mu"][2, 6] + z["tau"][2, 6] * X, SIGMA).log_prob(Y)
+    np.testing.assert_allclose(idata.log_likelihood["y"].values[2, 6], last, rtol=1e-6)
 
 
 def test_from_draws_validates_shapes():
