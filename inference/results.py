@@ -176,6 +176,22 @@ def _observed_sites(model: Callable[..., Any], values: Mapping[str, Any], model_
     return {name: np.asarray(v) for name, v in found.items()}
 
 
+def map_batches(fn: Callable[[Any], Mapping[str, Any]], tree: Any, size: int) -> dict[str, np.ndarray]:
+    """``fn`` over consecutive blocks of ``size`` rows of ``tree`` (a pytree of arrays with a
+    common first axis), outputs concatenated as numpy arrays. Every block has ``size`` rows --
+    the last one padded with copies of its final row, the padding dropped -- so that one
+    compilation of ``fn`` serves all blocks."""
+    n = jax.tree.leaves(tree)[0].shape[0]
+    parts = []
+    for start in range(0, n, size):
+        block = jax.tree.map(lambda a: a[start:start + size], tree)
+        short = size - jax.tree.leaves(block)[0].shape[0]
+        if short:
+            block = jax.tree.map(lambda a: np.concatenate([a, np.repeat(a[-1:], short, axis=0)]), block)
+        parts.append({k: np.asarray(v)[:size - short] for k, v in fn(block).items()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def postprocess_program(postprocess: Callable[[Any], dict[str, Any]], draw: Mapping[str, Any],
                         batch_size: int) -> jax.stages.Lowered:
     """The lowered program mapping ``batch_size`` unconstrained draws to their constrained and
@@ -206,14 +222,7 @@ def idata_from_samples(model: Callable[..., Any], postprocess: Callable[[Any], d
     if program is None:
         batch_size = min(int(batch_size), n)
         program = postprocess_program(postprocess, {k: v[0] for k, v in flat.items()}, batch_size).compile()
-    parts = []
-    for start in range(0, n, batch_size):
-        batch = {k: v[start:start + batch_size] for k, v in flat.items()}
-        pad = batch_size - next(iter(batch.values())).shape[0]
-        if pad:  # repeat the last draw; the copies are dropped below
-            batch = {k: np.concatenate([v, np.repeat(v[-1:], pad, axis=0)]) for k, v in batch.items()}
-        parts.append(jax.tree.map(np.asarray, program(batch)))
-    constrained = {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0]}
+    constrained = map_batches(program, flat, batch_size)
     posterior = {k: v.reshape(*shape, *v.shape[1:]) for k, v in constrained.items()}
     first = {k: v[0] for k, v in constrained.items()}
     observed = _observed_sites(model, first, model_args, model_kwargs)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import equinox as eqx
@@ -42,10 +41,10 @@ import numpyro
 import numpyro.distributions as dist
 from jaxtyping import Array, Float, PRNGKeyArray
 from numpyro.distributions import constraints
-from tqdm.auto import tqdm
 
 from bayesqcd.data import ObservationSet
 from bayesqcd.eos import sound_speed
+from bayesqcd.inference.results import map_batches
 from bayesqcd.inference.simulation import Simulations, simulate
 from bayesqcd.models.neutron_star import TABLE_NODES, SoundSpeedPrior, derived_quantities
 from bayesqcd.tov import INFERENCE, SolverConfig, mass_radius_curve
@@ -379,23 +378,7 @@ def derived_batch(cs2: Float[Array, "B K"], config: SolverConfig = INFERENCE,
     Vectors outside [0, 1] give an invalid EoS and NaN quantities (nothing is clipped).
     """
     cs2 = jnp.asarray(cs2)
-    return _map_batches(_compiled_derived(config), (cs2,), min(batch_size, cs2.shape[0]))
-
-
-def _map_batches(fn: Callable[..., dict[str, Array]], arrays: tuple[Array, ...], size: int,
-                 progress: bool = False, desc: str = "") -> dict[str, np.ndarray]:
-    """``fn`` over consecutive row blocks of ``arrays``, outputs concatenated (numpy). Every
-    block has ``size`` rows -- the last one padded with copies of its final row and the
-    padding dropped -- so one compilation serves all blocks."""
-    n = arrays[0].shape[0]
-    parts = []
-    for i in tqdm(range(0, n, size), desc=desc, disable=not progress):
-        block = [a[i:i + size] for a in arrays]
-        short = size - block[0].shape[0]
-        if short:
-            block = [jnp.concatenate([b, jnp.repeat(b[-1:], short, axis=0)]) for b in block]
-        parts.append({k: np.asarray(v)[:size - short] for k, v in fn(*block).items()})
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return map_batches(_compiled_derived(config), cs2, min(batch_size, cs2.shape[0]))
 
 
 @functools.lru_cache(maxsize=4)
