@@ -25,7 +25,8 @@ Postnikov et al. 2010), with no special case. A density jump at the surface
 The ODE variable sigma runs through the EoS segments (the pieces between knots) from the
 centre outwards, one unit per segment, linearly in sqrt(t) inside each: the knots sit at
 integer sigma whatever the EoS parameters, the adaptive Tsit5 steps end on them, and the
-right-hand side is smooth inside every step (see ``_rhs``, ``_integrate_one``). The
+right-hand side is smooth inside every step (see ``_rhs``, ``_integrate_one``); a step that
+would stop just short of a knot is stretched onto it (:class:`KnotSnapController`). The
 integration starts at t = t_c (1 - s_start) from the regular central series
 (``_initial_state``). Step sizes are not differentiated, so gradients are those of the
 discretized smooth problem.
@@ -61,6 +62,64 @@ REFINE_POINTS: int = 7
 """Stars per zoom level when locating the maximum mass."""
 ZOOM_LEVELS: int = 4
 """Zoom levels when locating the maximum mass (each narrows the bracket threefold)."""
+
+
+KNOT_SNAP: float = 0.25
+"""A kept step whose successor would stop short of a knot by less than this fraction of its
+length is stretched onto the knot (see :class:`KnotSnapController`)."""
+
+
+class KnotSnapController(diffrax.AbstractAdaptiveStepSizeController):
+    """A step-size controller that never leaves a sliver before a knot at an integer sigma.
+
+    Knots sit at the integers of the ODE variable (see ``_rhs``). With jump times alone,
+    diffrax's PID controller can propose a step that ends a few ulps -- or a small fraction
+    of the step -- before a knot, whenever a kept step repeats the length of the last
+    one (it never shrinks a kept step): the next step is then that sliver, and the
+    controller regrows from it by at most tenfold per step, some ten extra steps for a
+    single star. Under ``vmap`` every star of a curve pays for the slowest, so one such
+    star cost a third of a gradient. Here, after a kept step, a proposal that would stop
+    less than ``snap`` of its length before the next integer ends on it instead (the error
+    control still accepts or rejects it); a retry after a rejection is left alone, so a
+    stretched step that fails is shortened, not stretched again.
+
+    Attributes:
+        inner: the PID controller proposing the steps (its tolerances are this one's).
+        snap: the largest gap, as a fraction of the proposed step, that is closed.
+    """
+
+    inner: diffrax.PIDController
+    snap: float = eqx.field(static=True, default=KNOT_SNAP)
+
+    @property
+    def rtol(self):
+        return self.inner.rtol
+
+    @property
+    def atol(self):
+        return self.inner.atol
+
+    @property
+    def norm(self):
+        return self.inner.norm
+
+    def wrap(self, direction):
+        return type(self)(self.inner.wrap(direction), self.snap)
+
+    def _snapped(self, t0, t1):
+        knot = jnp.ceil(t1)
+        return jnp.where(knot - t1 < self.snap * (t1 - t0), knot, t1)
+
+    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
+        t_next, state = self.inner.init(terms, t0, t1, y0, dt0, args, func, error_order)
+        return self._snapped(t0, t_next), state
+
+    def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state):
+        keep, next_t0, next_t1, made_jump, state, result = self.inner.adapt_step_size(
+            t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state
+        )
+        next_t1 = jnp.where(keep, self._snapped(next_t0, next_t1), next_t1)
+        return keep, next_t0, next_t1, made_jump, state, result
 
 
 class SolverConfig(eqx.Module):
@@ -187,7 +246,14 @@ def _initial_state(eos: EoSTable, t_c: Array, tau: Array, segment: Array) -> tup
 
 
 def _integrate_one(eos: EoSTable, t_c: Array, config: SolverConfig):
-    """Integrate one star from near the centre to the surface; returns (u, w, y) there.
+    """Integrate one star from near the centre to the surface; returns (u, w, y) there."""
+    sol, active = _solve_one(eos, t_c, config, diffrax.SaveAt(t1=True))
+    ok = active & (sol.result == diffrax.RESULTS.successful)
+    return tuple(jnp.where(ok, x[-1], jnp.nan) for x in sol.ys)
+
+
+def _solve_one(eos: EoSTable, t_c: Array, config: SolverConfig, saveat: diffrax.SaveAt):
+    """The diffrax solution of one star, saved at ``saveat``, and whether the star is active.
 
     The knots of the EoS sit at integer values of the ODE variable sigma (see ``_rhs``),
     declared to diffrax as jump times: the step before a knot ends just before it and
@@ -225,14 +291,13 @@ def _integrate_one(eos: EoSTable, t_c: Array, config: SolverConfig):
         dt0=dt0,
         y0=jax.tree_util.tree_map(lambda a: jnp.where(active, a, 1.0), _initial_state(eos, t_c, tau0, j_c)),
         args=(eos, x_top, x_bot, active),
-        stepsize_controller=diffrax.ClipStepSizeController(inner, jump_ts=jumps),
-        saveat=diffrax.SaveAt(t1=True),
+        stepsize_controller=diffrax.ClipStepSizeController(KnotSnapController(inner), jump_ts=jumps),
+        saveat=saveat,
         max_steps=config.max_steps,
         adjoint=config.adjoint,
         throw=False,
     )
-    ok = active & (sol.result == diffrax.RESULTS.successful)
-    return tuple(jnp.where(ok, x[-1], jnp.nan) for x in sol.ys)
+    return sol, active
 
 
 def _integrate(eos: EoSTable, t_c: Float[Array, " B"], config: SolverConfig):
