@@ -106,7 +106,7 @@ class KnotSnapController(diffrax.AbstractAdaptiveStepSizeController):
     def wrap(self, direction):
         return type(self)(self.inner.wrap(direction), self.snap)
 
-    def _snapped(self, t0, t1):
+    def _snapped(self, t0: Array, t1: Array) -> Array:
         knot = jnp.ceil(t1)
         return jnp.where(knot - t1 < self.snap * (t1 - t0), knot, t1)
 
