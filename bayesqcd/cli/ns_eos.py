@@ -90,10 +90,16 @@ def data_spec(args: argparse.Namespace):
 
 
 def host_devices(chains: int) -> None:
-    """Before JAX starts: expose up to ``chains`` CPU cores as devices, so chains run in parallel."""
+    """Before JAX starts: expose one CPU device per chain (up to twice the cores), so chains run apart.
+
+    Each device is a thread of its own. Two chains vectorized on one device advance in lockstep,
+    each tree as long as the longer of the two; one chain per device does not wait. Measured on
+    2 cores, 4 chains (the default run, compilation cache warm): 4 devices took 194.7 s and 3.1 ms
+    of wall time per gradient, 2 devices of two chains 250.7 s and 3.9 ms.
+    """
     if "jax" in sys.modules or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return
-    n = max(1, min(chains, os.cpu_count() or 1))
+    n = max(1, min(chains, 2 * (os.cpu_count() or 1)))
     while chains % n:
         n -= 1
     if n > 1:
