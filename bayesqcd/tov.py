@@ -76,7 +76,7 @@ class KnotSnapController(diffrax.AbstractAdaptiveStepSizeController):
     diffrax's PID controller can propose a step that ends a few ulps -- or a small fraction
     of the step -- before a knot, whenever a kept step repeats the length of the last
     one (it never shrinks a kept step): the next step is then that sliver, and the
-    controller regrows from it by at most tenfold per step, some ten extra steps for a
+    controller regrows from it by at most tenfold per step, about sixteen extra steps for a
     single star. Under ``vmap`` every star of a curve pays for the slowest, so one such
     star cost a third of a gradient. Here, after a kept step, a proposal that would stop
     less than ``snap`` of its length before the next integer ends on it instead (the error
@@ -156,8 +156,8 @@ INFERENCE = SolverConfig(rtol=1e-3, atol=1e-6, adjoint=diffrax.ForwardMode())
 """Configuration for posterior sampling: rtol 1e-3 (with 32 stars, 256-node tables and
 ``zoom_levels=0``: M_TOV to 5e-3 M_sun, R_1.4 to 20 m, Lambda_1.4 to 0.5% over eight c_s^2
 EoS; over 60 prior draws with c_s^2 uniform in [0, 1], M_TOV to 1.2e-2 M_sun, R_1.4 to 19 m and
-Lambda_1.4 to 0.8%, against :data:`DEFAULT` with 100 stars -- well below observational errors) and forward-mode
-derivatives, several times cheaper than reverse mode for a handful of EoS parameters
+Lambda_1.4 to 0.8%, against :data:`DEFAULT` with 100 stars -- well below observational errors)
+and forward-mode derivatives, several times cheaper than reverse mode for a handful of EoS parameters
 (NumPyro: ``forward_mode_differentiation=True``)."""
 TIGHT = SolverConfig(rtol=1e-10, atol=1e-14, max_steps=8192, s_start=1e-4)
 """Tight configuration, for references and convergence checks."""

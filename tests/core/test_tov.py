@@ -1,6 +1,7 @@
 """TOV + tidal solver: exact solutions, published values, an independent scipy reference,
 first-order transitions, and jit / vmap / grad."""
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -134,8 +135,6 @@ def test_no_sliver_steps_before_knots_and_the_same_stars():
     knot at sigma = 7 and took 16 extra steps to regrow (26 in all, against 9 for its
     neighbours); under vmap the whole curve waits for it.
     """
-    import diffrax
-
     eos = E.sound_speed(jnp.array([0.3, 0.5, 0.4, 0.3, 0.3]), n_grid=256)
     p_c = jnp.exp(jnp.linspace(jnp.log(tov.P_C_MIN_DEFAULT), jnp.log(eos.p[-1, -1] * (1 - 1e-6)), 32))
 
