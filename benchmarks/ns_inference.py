@@ -7,9 +7,9 @@
 Runs the command three times, each in a fresh process, as a user would:
 
 1. the reference: the earlier settings, 4 chains x 1000 draws after 500 warm-up (``--ess 0
-   --warmup 500 --samples 1000``), without the compilation cache;
-2. the default (``--ess 400``: stop at a bulk ESS of 400 over the c_s^2 parameters), with an
-   empty compilation cache (cold);
+   --chains 4 --warmup 500 --samples 1000``), without the compilation cache;
+2. the default (``--ess 400``: stop at a bulk ESS of 400 over the c_s^2 parameters; one chain
+   per core, 2 to 4), with an empty compilation cache (cold);
 3. the default again, with the cache the second run filled (warm).
 
 Prints per run: wall time (process start to exit), compile / warm-up / sampling time, gradient
@@ -88,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         runs = {}
         if not args.skip_reference:
-            runs["reference"] = run_command(tmp / "reference", [*data, "--ess", "0", "--warmup", "500",
-                                                                "--samples", "1000"], None)
+            runs["reference"] = run_command(tmp / "reference", [*data, "--ess", "0", "--chains", "4",
+                                                                "--warmup", "500", "--samples", "1000"], None)
         runs["cold"] = run_command(tmp / "cold", data, tmp / "cache")
         runs["warm"] = run_command(tmp / "warm", data, tmp / "cache")
-        ess_s = {k: describe({"reference": "reference: 4 x 1000 draws after 500 warm-up, no cache",
-                              "cold": "default (--ess 400), empty compilation cache",
-                              "warm": "default (--ess 400), warm compilation cache"}[k], s)
-                 for k, s in runs.items()}
+        labels = {"reference": "reference: 4 x 1000 draws after 500 warm-up, no cache",
+                  "cold": "default (--ess 400, {} chains), empty compilation cache",
+                  "warm": "default (--ess 400, {} chains), warm compilation cache"}
+        ess_s = {k: describe(labels[k].format(s["diagnostics"]["n_chains"]), s) for k, s in runs.items()}
         cold, warm = runs["cold"], runs["warm"]
         print("\nratios")
         print(f"  default wall (cold) / {TARGET_COLD_S:.0f} s target   {cold['process_wall_s'] / TARGET_COLD_S:.2f}")

@@ -44,6 +44,7 @@ from bayesqcd.data.likelihood import _two_piece_logpdf
 from bayesqcd.eos import piecewise_polytrope, sound_speed
 from bayesqcd.eos.sound_speed import default_bounds
 from bayesqcd.eos.table import EoSTable
+from bayesqcd.priors import ProbitUniform
 from bayesqcd.tov import INFERENCE, MRCurve, SolverConfig, mass_radius_curve
 
 M_MIN: float = 0.9
@@ -101,12 +102,16 @@ def ns_data(obs: ObservationSet) -> NSData:
 @dataclass(frozen=True)
 class SoundSpeedPrior:
     """c_s^2 ~ Uniform(0, 1) in each of ``n_segments`` equal density segments from 1.1 n_0 to
-    8 n_0 (Fujimoto, Fukushima & Murase 2021); SLy below 1.1 n_0. Site ``cs2`` (K,)."""
+    8 n_0 (Fujimoto, Fukushima & Murase 2021); SLy below 1.1 n_0. Site ``cs2`` (K,).
+
+    The prior is :class:`~bayesqcd.priors.ProbitUniform`: Uniform(0, 1), which NUTS samples in
+    ``Phi^-1(c_s^2)`` (a standard normal under the prior) rather than the logit: 10-15% fewer
+    gradients for the same ESS on the real data (README, "Two chains on two cores")."""
 
     n_segments: int = 5
 
     def __call__(self) -> EoSTable:
-        cs2 = numpyro.sample("cs2", dist.Uniform(0.0, 1.0).expand([self.n_segments]).to_event(1))
+        cs2 = numpyro.sample("cs2", ProbitUniform().expand([self.n_segments]).to_event(1))
         return sound_speed(cs2, n_grid=TABLE_NODES)
 
 

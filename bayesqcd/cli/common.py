@@ -44,10 +44,11 @@ def add_common(p: argparse.ArgumentParser, *, seed: int = 0) -> None:
 
 
 def require_at_least(args: argparse.Namespace, minimum: int, *names: str) -> None:
-    """Raise ``ValueError`` naming the option when an integer option is below ``minimum``."""
+    """Raise ``ValueError`` naming the option when an integer option is below ``minimum``
+    (an option left at ``None`` is not checked)."""
     for name in names:
         value = getattr(args, name)
-        if value < minimum:
+        if value is not None and value < minimum:
             raise ValueError(f"--{name.replace('_', '-')} = {value} is outside the valid range "
                              f"[{minimum}, inf)")
 

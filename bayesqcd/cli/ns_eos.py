@@ -15,6 +15,7 @@ import sys
 
 from bayesqcd.cli.common import (add_common, add_distributed, require_at_least, results_dir, settings_of,
                                  start_distributed)
+from bayesqcd.inference.cores import default_chains, usable_cores
 
 ENGINES = ("nuts", "svi")
 EOS_CHOICES = ("cs2", "polytrope", "nn")
@@ -37,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--segments", type=int, default=5, help="c_s^2 segments of the cs2 prior (default 5)")
     p.add_argument("--method", choices=ENGINES, default="nuts", help="inference engine (default nuts)")
     p.add_argument("--guide", choices=("diag", "fullrank", "flow"), default="fullrank", help="SVI guide")
-    p.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
+    p.add_argument("--chains", type=int, default=None,
+                   help="NUTS chains (default: one per CPU core, at least 2 and at most 4)")
     p.add_argument("--warmup", type=int, default=300, help="NUTS warm-up iterations per chain (default 300)")
     p.add_argument("--samples", type=int, default=1000,
                    help="NUTS: the most draws per chain (all of them with --ess 0); SVI: guide draws (default 1000)")
@@ -93,13 +95,14 @@ def host_devices(chains: int) -> None:
     """Before JAX starts: expose one CPU device per chain (up to twice the cores), so chains run apart.
 
     Each device is a thread of its own. Two chains vectorized on one device advance in lockstep,
-    each tree as long as the longer of the two; one chain per device does not wait. Measured on
-    2 cores, 4 chains (the default run, compilation cache warm, back to back): 4 devices took
-    199.5 s and 3.18 ms of wall time per gradient, 2 devices of two chains 240.7 s and 3.77 ms.
+    each tree as long as the longer of the two; one chain per device does not wait, and runs
+    without ``vmap``. Measured on 2 cores, 4 chains (the default run then, compilation cache
+    warm, back to back): 4 devices took 199.5 s and 3.18 ms of wall time per gradient, 2 devices
+    of two chains 240.7 s and 3.77 ms.
     """
     if "jax" in sys.modules or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return
-    n = max(1, min(chains, 2 * (os.cpu_count() or 1)))
+    n = max(1, min(chains, 2 * usable_cores()))
     while chains % n:
         n -= 1
     if n > 1:
@@ -109,12 +112,19 @@ def host_devices(chains: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``bayesqcd ns-eos``."""
+    several = args.distributed or args.coordinator is not None
+    if args.chains is None and not several:
+        args.chains = default_chains()
     require_at_least(args, 1, "chains", "samples", "svi_steps", "segments")
     require_at_least(args, 0, "warmup")
-    several = args.distributed or args.coordinator is not None
     if args.method == "nuts" and not several:  # several processes: one CPU device each, unless XLA_FLAGS
         host_devices(args.chains)
     main = start_distributed(args)
+    if args.chains is None:  # several processes: the default rounded up to fill all their devices
+        import jax
+
+        n = jax.device_count()
+        args.chains = n * -(-default_chains() // n)
     out = results_dir(args) if main else None  # only process 0 checks and writes --out
     from bayesqcd.studies import neutron_star as ns
 

@@ -42,6 +42,13 @@ EPS_T: float = 1500.0 * units.MEV_FM3_TO_KM2
 
 N_GRID: int = 1024
 """Default total number of grid nodes of an :class:`EoSTable` (shared by its segments)."""
+CAUSAL_TOL: float = 1e-4
+"""How far above 1 the c_s^2 read from a table's nodes may lie and still count as causal.
+A table built from c_s^2 = 1 exactly reads up to 1.5e-5 above 1 at its nodes (lam is
+interpolated linearly, eps and p by cubic Hermite; 40 sound-speed EoS with segments at 1), and
+without the tolerance an EoS with c_s^2 > 1 - 1e-7 in a segment was flagged acausal: its stars
+invalid and its likelihood -inf, a cliff that NUTS trajectories running up the stiff side of
+the c_s^2 prior fell off (divergences). 1e-4 is c_s = 1.00005 c."""
 
 
 class EoSTable(eqx.Module):
@@ -93,8 +100,8 @@ class EoSTable(eqx.Module):
 
     @property
     def causal(self) -> Bool[Array, "S G"]:
-        """Whether 0 <= c_s^2 <= 1 at each node."""
-        return self.lam * (self.eps + self.p) <= (1.0 - self.lam) * EPS_T
+        """Whether 0 <= c_s^2 <= 1 at each node (to :data:`CAUSAL_TOL`)."""
+        return self.lam * (self.eps + self.p) <= (1.0 + CAUSAL_TOL) * (1.0 - self.lam) * EPS_T
 
     def segment_of(self, t: Float[Array, "..."]) -> Int[Array, "..."]:
         """Index of the segment holding ``t`` (a knot belongs to the segment above it)."""

@@ -177,6 +177,19 @@ def test_grad_of_r14_and_mtov_match_finite_differences():
     assert float(jnp.abs(jac[0, 0])) > 0.1  # R_1.4 responds to the stiffness at 1-2.5 n_0
 
 
+def test_the_causal_limit_itself_is_causal():
+    """c_s^2 at (or within 1e-8 of) 1 in a segment is causal: the table's nodes, read back, lie
+    above 1 by interpolation only (< E.table.CAUSAL_TOL), and the stars through it are valid.
+    Flagging them acausal made the likelihood -inf above c_s^2 = 1 - 1e-7: NUTS divergences."""
+    for cs2 in ([0.15, 1.0 - 1e-8, 0.9, 0.3, 0.5], [0.15, 1.0, 1.0, 1.0, 1.0]):
+        eos = E.sound_speed(jnp.array(cs2))
+        s = tov.solve_tov(eos, jnp.array([100.0, 300.0]) * MEV)
+        assert bool(jnp.all(s.valid)) and np.all(np.asarray(s.M) > 1.0)
+        assert bool(jnp.all(eos.causal))
+        read = np.asarray(eos.cs2)[np.isfinite(np.asarray(eos.cs2))]
+        assert 0.0 < read.max() - 1.0 < E.table.CAUSAL_TOL  # above 1 by interpolation only
+
+
 def test_invalid_parameters_under_jit_give_nan_not_numbers():
     """Inside jit an acausal c_s^2 yields an invalid table and NaN stars, never a silent number."""
     s = jax.jit(lambda c: tov.solve_tov(E.sound_speed(c), jnp.array([100.0 * MEV])))(jnp.array([0.5, 1.5, 0.5, 0.5, 0.5]))

@@ -16,6 +16,7 @@ import numpyro
 import numpyro.distributions as dist
 import pytest
 
+from bayesqcd.inference.cores import default_chains
 from bayesqcd.inference.nuts import chain_layout, run_nuts
 from bayesqcd.inference.results import (DiagnosticsWarning, check_diagnostics, diagnostics, from_draws,
                                         idata_from_samples)
@@ -180,6 +181,13 @@ def test_from_draws_validates_shapes():
     assert isinstance(from_draws({"x": np.zeros((1, 5, 3))}), az.InferenceData)
 
 
+def test_default_chains_one_per_core_two_to_four():
+    assert [default_chains(c) for c in (1, 2, 3, 4, 16)] == [2, 2, 3, 4, 4]
+    assert 2 <= default_chains() <= 4
+    with pytest.raises(ValueError, match="cores = 0"):
+        default_chains(0)
+
+
 def test_chain_layout():
     assert chain_layout(4, 1) == 1
     assert chain_layout(2, 2) == 2 and chain_layout(2, 4) == 2
@@ -202,8 +210,12 @@ def test_nuts_on_two_devices():
                          num_chains=4, progress=False)
         mean, cov = exact_posterior()
         m = [float(idata.posterior[v].mean()) for v in ("mu", "tau")]
+        lone = run_nuts(linear_model, X, Y, key=jax.random.key(1), num_warmup=40, num_samples=20,
+                        num_chains=2, progress=False, check=False)  # one chain per device: no vmap
         print(json.dumps({"n_devices": idata.posterior.attrs["n_devices"], "mean": m, "exact": mean.tolist(),
-                          "sd": np.sqrt(np.diag(cov)).tolist(), "chains": idata.posterior.sizes["chain"]}))
+                          "sd": np.sqrt(np.diag(cov)).tolist(), "chains": idata.posterior.sizes["chain"],
+                          "lone_devices": lone.posterior.attrs["n_devices"],
+                          "lone_mu": lone.posterior["mu"].values.tolist()}))
         """
         % os.path.dirname(__file__)
     )
@@ -215,3 +227,9 @@ def test_nuts_on_two_devices():
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["n_devices"] == 2 and res["chains"] == 4
     np.testing.assert_allclose(res["mean"], res["exact"], atol=0.1 * max(res["sd"]))
+    # a chain's draws do not depend on the layout: unbatched on a device of its own, vectorized here
+    assert res["lone_devices"] == 2
+    here = run_nuts(linear_model, X, Y, key=jax.random.key(1), num_warmup=40, num_samples=20, num_chains=2,
+                    progress=False, check=False)
+    assert here.posterior.attrs["n_devices"] == 1
+    np.testing.assert_allclose(res["lone_mu"], here.posterior["mu"].values, rtol=1e-6)

@@ -16,6 +16,7 @@ from typing import Any
 import jax
 
 from bayesqcd.data import ObservationSet
+from bayesqcd.inference.cores import default_chains
 from bayesqcd.inference.nuts import run_nuts
 from bayesqcd.inference.results import diagnostics
 from bayesqcd.inference.svi import run_svi
@@ -43,7 +44,9 @@ class Config:
         segments: c_s^2 segments of the ``cs2`` prior.
         method: ``nuts`` or ``svi``.
         guide: SVI guide (``diag``, ``fullrank``, ``flow``).
-        chains, warmup, target_accept: NUTS settings.
+        chains: NUTS chains; ``None`` (default): one per CPU core, 2 to 4
+            (:func:`bayesqcd.inference.cores.default_chains`).
+        warmup, target_accept: NUTS settings.
         init_mass: the inverse mass matrix NUTS's warm-up starts from (``identity`` or
             ``hessian``: the potential's curvature at the starts;
             :func:`~bayesqcd.inference.nuts.run_nuts`).
@@ -60,7 +63,7 @@ class Config:
     segments: int = 5
     method: str = "nuts"
     guide: str = "fullrank"
-    chains: int = 4
+    chains: int | None = None
     warmup: int = 300
     samples: int = 1000
     ess: float = 400.0
@@ -73,6 +76,8 @@ class Config:
                               ("init_mass", INIT_MASS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} = {getattr(self, name)!r}: choose one of {choices}")
+        if self.chains is None:
+            object.__setattr__(self, "chains", default_chains())
         for name in ("segments", "chains", "samples", "svi_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)} is outside the valid range [1, inf)")
@@ -85,7 +90,7 @@ class Config:
 
 
 def infer(obs: ObservationSet, *, eos: str = "cs2", segments: int = 5, method: str = "nuts", seed: int = 0,
-          chains: int = 4, warmup: int = 500, samples: int = 1000, ess: float | None = None,
+          chains: int | None = None, warmup: int = 500, samples: int = 1000, ess: float | None = None,
           target_accept: float = 0.8, guide: str = "fullrank", svi_steps: int = 2000,
           init_mass: str = "identity", progress: bool = True) -> Any:
     """Run NUTS or SVI on the neutron-star model for ``obs``; returns ``arviz.InferenceData``.
@@ -100,6 +105,7 @@ def infer(obs: ObservationSet, *, eos: str = "cs2", segments: int = 5, method: s
     prior = SoundSpeedPrior(segments) if eos == "cs2" else EOS_PRIORS[eos]()
     key = jax.random.key(seed)
     if method == "nuts":
+        chains = default_chains() if chains is None else chains
         return run_nuts(neutron_star_model, data, prior, key=key, num_warmup=warmup, num_samples=samples,
                         num_chains=chains, target_accept=target_accept, forward_mode=True, progress=progress,
                         ess_target=ess or None, init_mass=init_mass)
