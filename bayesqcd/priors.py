@@ -16,15 +16,12 @@ Pure JAX; jit, vmap and grad (forward and reverse) pass through.
 
 from __future__ import annotations
 
-import math
-
 import numpyro.distributions as dist
 from jax.scipy.special import ndtr, ndtri
+from jax.scipy.stats import norm
+from jax.typing import ArrayLike as NumLike
 from numpyro.distributions import constraints
 from numpyro.distributions.transforms import ParameterFreeTransform, biject_to
-from jax.typing import ArrayLike as NumLike
-
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 class _ProbitUnitInterval(constraints._UnitInterval):
@@ -49,7 +46,7 @@ class ProbitTransform(ParameterFreeTransform):
         return ndtri(y)
 
     def log_abs_det_jacobian(self, x: NumLike, y: NumLike, intermediates=None) -> NumLike:
-        return -0.5 * x**2 - _HALF_LOG_2PI
+        return norm.logpdf(x)
 
 
 @biject_to.register(_ProbitUnitInterval)
