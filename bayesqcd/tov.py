@@ -381,25 +381,7 @@ class MRCurve(eqx.Module):
         """
         if quantity not in ("R", "Lambda", "p_c"):
             raise ValueError(f"quantity = {quantity!r}; valid choices are 'R', 'Lambda', 'p_c'")
-        x = jnp.log(self.stars.p_c)
-        m = jnp.where(self.stable, self.stars.M, -jnp.inf)
-        n = x.shape[0]
-        i = jnp.clip(jnp.searchsorted(jnp.maximum.accumulate(m), mass) - 1, 1, n - 3)
-        xs = jax.lax.dynamic_slice(x, (i - 1,), (4,))
-        ms = jax.lax.dynamic_slice(self.stars.M, (i - 1,), (4,))
-        # Newton on the cubic M(x) = mass, from the linear estimate in the bracket [1, 2]
-        x_est = xs[1] + (mass - ms[1]) / (ms[2] - ms[1]) * (xs[2] - xs[1])
-        for _ in range(4):
-            val, slope = _lagrange(xs, ms, x_est)
-            x_est = x_est - (val - mass) / slope
-        if quantity == "p_c":
-            return jnp.where(self._in_range(mass), jnp.exp(x_est), jnp.nan)
-        ys = jax.lax.dynamic_slice(getattr(self.stars, quantity), (i - 1,), (4,))
-        if quantity == "Lambda":
-            out = jnp.exp(_lagrange(xs, jnp.log(ys), x_est)[0])
-        else:
-            out = _lagrange(xs, ys, x_est)[0]
-        return jnp.where(self._in_range(mass), out, jnp.nan)
+        return _at_mass(self, jnp.asarray(mass), quantity)
 
     def _in_range(self, mass) -> Array:
         m = jnp.where(self.stable, self.stars.M, jnp.nan)
@@ -409,23 +391,49 @@ class MRCurve(eqx.Module):
         return (mass >= jnp.nanmin(m)) & (mass <= jnp.max(ok_to))
 
 
+@functools.partial(jax.jit, static_argnames="quantity")
+def _at_mass(curve: MRCurve, mass: Array, quantity: str) -> Array:
+    """:meth:`MRCurve.at_mass` (jitted, so that a model tracing it many times, under ``vmap`` and
+    ``jvp``, traces it once per input shape)."""
+    x = jnp.log(curve.stars.p_c)
+    m = jnp.where(curve.stable, curve.stars.M, -jnp.inf)
+    n = x.shape[0]
+    i = jnp.clip(jnp.searchsorted(jnp.maximum.accumulate(m), mass) - 1, 1, n - 3)
+    xs = jax.lax.dynamic_slice(x, (i - 1,), (4,))
+    ms = jax.lax.dynamic_slice(curve.stars.M, (i - 1,), (4,))
+    # Newton on the cubic M(x) = mass, from the linear estimate in the bracket [1, 2]
+    x_est = xs[1] + (mass - ms[1]) / (ms[2] - ms[1]) * (xs[2] - xs[1])
+    for _ in range(4):
+        val, slope = _lagrange(xs, ms, x_est)
+        x_est = x_est - (val - mass) / slope
+    if quantity == "p_c":
+        return jnp.where(curve._in_range(mass), jnp.exp(x_est), jnp.nan)
+    ys = jax.lax.dynamic_slice(getattr(curve.stars, quantity), (i - 1,), (4,))
+    if quantity == "Lambda":
+        out = jnp.exp(_lagrange(xs, jnp.log(ys), x_est)[0])
+    else:
+        out = _lagrange(xs, ys, x_est)[0]
+    return jnp.where(curve._in_range(mass), out, jnp.nan)
+
+
+_OFF: np.ndarray = ~np.eye(4, dtype=bool)
+"""``_OFF[j, k]``: k != j (the factors of the j-th Lagrange basis polynomial)."""
+_OFF2: np.ndarray = _OFF[:, :, None] & _OFF[:, None, :] & _OFF[None, :, :]
+"""``_OFF2[j, l, k]``: j, l and k all differ (the factors of d/dx of that polynomial, term l)."""
+
+
 def _lagrange(xs: Array, ys: Array, x: Array) -> tuple[Array, Array]:
-    """Value and derivative at ``x`` of the cubic through the four points (xs, ys)."""
-    val = 0.0
-    der = 0.0
-    for j in range(4):
-        others = [k for k in range(4) if k != j]
-        den = 1.0
-        for k in others:
-            den = den * (xs[j] - xs[k])
-        prod = 1.0
-        dprod = 0.0
-        for k in others:
-            dprod = dprod * (x - xs[k]) + prod
-            prod = prod * (x - xs[k])
-        val = val + ys[j] * prod / den
-        der = der + ys[j] * dprod / den
-    return val, der
+    """Value and derivative at ``x`` of the cubic through the four points (xs, ys).
+
+    Written with whole-array products (a handful of operations), so that tracing it, under
+    ``vmap`` and ``jvp`` inside every trace of a model, stays cheap.
+    """
+    d = x - xs  # (4,)
+    den = jnp.prod(jnp.where(_OFF, xs[:, None] - xs[None, :], 1.0), axis=1)
+    basis = jnp.prod(jnp.where(_OFF, d[None, :], 1.0), axis=1)
+    dbasis = jnp.sum(jnp.prod(jnp.where(_OFF2, d[None, None, :], 1.0), axis=2), axis=1, where=_OFF)
+    w = ys / den
+    return jnp.dot(w, basis), jnp.dot(w, dbasis)
 
 
 @functools.partial(jax.jit, static_argnames=("n_points", "config", "zoom_levels"))

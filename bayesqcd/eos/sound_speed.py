@@ -19,6 +19,8 @@ grows linearly in n.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -62,19 +64,29 @@ def validate_sound_speed(cs2: ArrayLike, n_bounds: ArrayLike) -> None:
         raise ValueError(f"n_bounds must increase: n_bounds[{i + 1}] = {n_bounds[i + 1]} <= n_bounds[{i}] = {n_bounds[i]}")
 
 
+def _evaluate_now(fn: Callable[[], Any]) -> Any:
+    """``fn()`` compiled and run at once, as NumPy arrays, also when called while tracing."""
+    return jax.tree.map(np.asarray, jax.jit(fn).lower().compile()())
+
+
 @functools.lru_cache(maxsize=1)
 def _low_density_nodes():
-    """SLy nodes (with its knots) up to the matching density, as constants, and the number of knots."""
-    with jax.ensure_compile_time_eval():
-        rho_match = N_MATCH / units.FM_CM**3 * units.M_BARYON_G
-        dividing = np.asarray(_pieces(*NAMED["SLy"])[2][1:])
-        below = dividing[dividing < rho_match]
-        grid = density_grid(rho_match)
+    """SLy nodes (with its knots) up to the matching density, as constants, and the number of knots.
+
+    Computed once per process by two compiled programs (op by op, the same took 4-8 s).
+    """
+    rho_match = N_MATCH / units.FM_CM**3 * units.M_BARYON_G
+    dividing = _evaluate_now(lambda: _pieces(*NAMED["SLy"])[2][1:])
+    below = dividing[dividing < rho_match]
+    grid = density_grid(rho_match)
+
+    def nodes():
         rho, lower_side = knotted_grid(jnp.asarray(grid[grid < rho_match]), jnp.asarray(below))
         rho = jnp.concatenate([rho, jnp.full(1, rho_match)])
         lower_side = jnp.concatenate([lower_side, jnp.zeros(1, bool)])
-        nodes = polytrope_nodes(*NAMED["SLy"], rho, lower_side)
-        return tuple(np.asarray(x) for x in nodes), int(below.shape[0])
+        return polytrope_nodes(*NAMED["SLy"], rho, lower_side)
+
+    return tuple(_evaluate_now(nodes)), int(below.shape[0])
 
 
 def sound_speed(
