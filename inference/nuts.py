@@ -50,6 +50,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 from numpyro.infer import NUTS, init_to_median
+from numpyro.infer.hmc_util import build_adaptation_schedule, welford_covariance
 from tqdm.auto import tqdm
 
 from .distributed import gather, global_mesh, shard_like
@@ -148,12 +149,12 @@ def _chunk_program(kernel: NUTS, static: Any, length: int, n_dev: int, per_devic
 
 
 def _curvature_mass(kernel: NUTS, state: Any, dynamic: Any, static: Any, forward_mode: bool,
-                    vectorized: bool, step: float = 1e-3) -> Any:
+                    vectorized: bool, dense: bool, step: float = 1e-3) -> Any:
     """``state`` with the warm-up's inverse mass matrix set to 1 / the diagonal of the potential's
     Hessian at the chains' starts (central differences of the gradient with ``step`` in the
     unconstrained space; median over chains; 1 where the curvature is not positive or finite).
     The potential is NumPyro's own (``kernel._potential_fn_gen``, set by ``kernel.init``), and
-    the single mass-matrix block holds all sites in sorted order, as ``ravel_pytree`` flattens."""
+    the mass matrix is diagonal also with ``dense``."""
 
     def inverse_mass(z: Any, dyn: Any) -> jax.Array:
         args, kwargs = eqx.combine(dyn, static)
@@ -173,19 +174,41 @@ def _curvature_mass(kernel: NUTS, state: Any, dynamic: Any, static: Any, forward
         return jnp.where(jnp.isfinite(h), 1.0 / h, 1.0)
 
     inv = jax.jit(inverse_mass)(state.z, dynamic)
+    as_matrix = jnp.diag if dense else (lambda d: d)
+    return _with_mass(state, as_matrix(inv), as_matrix(1.0 / jnp.sqrt(inv)), as_matrix(jnp.sqrt(inv)))
+
+
+def _with_mass(state: Any, inverse: Any, sqrt: Any, sqrt_inv: Any, place: Callable[[Any], Any] = lambda a: a) -> Any:
+    """``state`` with the warm-up's inverse mass matrix ``inverse`` (and NumPyro's square roots
+    of it: ``sqrt`` of the mass matrix, ``sqrt_inv`` of its inverse), the same for every chain,
+    each broadcast to the state's own shape (with or without a chain axis) and passed through
+    ``place`` (to put it on the chains' devices). The single mass-matrix block of NumPyro's
+    state holds all sites in sorted order, as ``ravel_pytree`` flattens them."""
     adapt = state.adapt_state
-
-    def like(old: jax.Array, diag: jax.Array) -> jax.Array:
-        value = jnp.diag(diag) if old.ndim == 2 + vectorized else diag  # dense or diagonal
-        return jnp.broadcast_to(value, old.shape).astype(old.dtype)
-
     (block,) = adapt.inverse_mass_matrix  # one block: all sites, sorted by name
+
+    def like(old: jax.Array, new: Any) -> Any:
+        return place(jnp.broadcast_to(jnp.asarray(new, old.dtype), old.shape))
+
     adapt = adapt._replace(
-        inverse_mass_matrix={block: like(adapt.inverse_mass_matrix[block], inv)},
-        mass_matrix_sqrt={block: like(adapt.mass_matrix_sqrt[block], 1.0 / jnp.sqrt(inv))},
-        mass_matrix_sqrt_inv={block: like(adapt.mass_matrix_sqrt_inv[block], jnp.sqrt(inv))},
+        inverse_mass_matrix={block: like(adapt.inverse_mass_matrix[block], inverse)},
+        mass_matrix_sqrt={block: like(adapt.mass_matrix_sqrt[block], sqrt)},
+        mass_matrix_sqrt_inv={block: like(adapt.mass_matrix_sqrt_inv[block], sqrt_inv)},
     )
     return state._replace(adapt_state=adapt)
+
+
+def _pooled_mass(z: dict[str, np.ndarray], dense: bool) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """NumPyro's regularized mass-matrix estimate (inverse, sqrt, sqrt of the inverse) from the
+    warm-up draws ``z`` (unconstrained, ``(iteration, chain, ...)``) of all chains together,
+    flattened as ``ravel_pytree`` orders the sites (by name). The same Welford statistics each
+    chain accumulates over its own draws, over all of them (NumPyro's ``welford_covariance``)."""
+    flat = np.concatenate([z[k].reshape(z[k].shape[0] * z[k].shape[1], -1) for k in sorted(z)], axis=1)
+    mean = flat.mean(axis=0)
+    dev = flat - mean
+    m2 = dev.T @ dev if dense else np.sum(dev * dev, axis=0)
+    final = welford_covariance(diagonal=not dense)[2]
+    return final((jnp.asarray(mean), jnp.asarray(m2), jnp.asarray(flat.shape[0])), regularize=True)
 
 
 def _min_ess_max_rhat(z: dict[str, np.ndarray], names: Sequence[str]) -> tuple[float, float]:
@@ -213,6 +236,7 @@ def run_nuts(
     forward_mode: bool = False,
     init_strategy: Callable | None = None,
     init_mass: str = "identity",
+    pooled_mass: bool = False,
     ess_target: float | None = None,
     chunk_size: int = CHUNK,
     progress: bool = True,
@@ -243,6 +267,16 @@ def run_nuts(
             coordinate at the chains' starts (central differences of the gradient, median
             over chains; 1 where it is not positive), so that the first warm-up window, which
             adapts the step size only, already sees the posterior's scales.
+        pooled_mass: at the end of each of the warm-up's mass-matrix windows, every chain takes
+            the mass matrix estimated from the draws of all chains in that window (NumPyro's
+            regularized Welford estimate, over ``C`` times the draws) instead of its own; the
+            step size then adapts to it as before. A chain whose own window saw only part of
+            the posterior then no longer leaves the warm-up with a step size several times too
+            small, if the mass matrix was the cause. Needs 2 or more chains; applies to
+            windows that end with a chunk (all of them for warm-ups of a multiple of 25
+            iterations and ``chunk_size = 25``; the number pooled is the attribute
+            ``pooled_mass_windows``). Off by default: on the neutron-star job the chains'
+            step sizes still differed 4x with the same mass matrix (README).
         ess_target: stop sampling once the minimum bulk effective sample size over
             ``var_names`` reaches this and R-hat <= 1.01 (checked after every chunk), or at
             ``num_samples``; ``None`` draws ``num_samples``.
@@ -262,7 +296,7 @@ def run_nuts(
         ``init_time_s`` (tracing, the initial values' compilation and their evaluation),
         ``compile_time_s`` (the wait for the sampler's program after that), ``warmup_time_s``, ``sampling_time_s``,
         ``gradient_evaluations`` (leapfrog steps, warm-up included), ``stopped_by``
-        (``"ess_target"`` or ``"num_samples"``), ``n_devices``, ``n_processes``,
+        (``"ess_target"`` or ``"num_samples"``), ``pooled_mass_windows``, ``n_devices``, ``n_processes``,
         ``gather_time_s`` (collecting every chunk's statistics once computed: a
         device-to-host copy with one process; with several, the all-gather including its
         one-off compilation and the wait for the slowest process) and the diagnostics.
@@ -306,6 +340,14 @@ def run_nuts(
     dynamic, static = eqx.partition((model_args, model_kwargs), eqx.is_array)
     n_proc = jax.process_count()
     mesh = global_mesh(n_dev) if n_dev > 1 else None
+    chain_sharding = NamedSharding(mesh, P("chain")) if mesh is not None else None
+
+    def place(tree: Any) -> Any:
+        """Chain-axis arrays (the same on every process) onto the chains' devices."""
+        if n_proc > 1:
+            return shard_like(tree, mesh, P("chain"))
+        return jax.device_put(tree, chain_sharding) if mesh is not None else tree
+
     # with several processes every process holds the model's arrays and all initial values in
     # full, and hands over its shards
     run_dynamic = shard_like(dynamic, mesh, P()) if n_proc > 1 else dynamic
@@ -321,7 +363,6 @@ def run_nuts(
     init_job = _in_background(lowered_init.compile)
     state_avals = lowered_init.out_info
     if mesh is not None:
-        chain_sharding = NamedSharding(mesh, P("chain"))
         state_avals = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=chain_sharding),
                                    state_avals)
     chunk_job = _in_background(
@@ -337,11 +378,8 @@ def run_nuts(
                            "log density or its gradient is not finite at the initial values; check the "
                            "model, the data and init_strategy")
     if init_mass == "hessian":
-        state = _curvature_mass(kernel, state, dynamic, static, forward_mode, vectorized)
-    if n_proc > 1:
-        state = shard_like(state, mesh, P("chain"))
-    elif mesh is not None:
-        state = jax.device_put(state, chain_sharding)
+        state = _curvature_mass(kernel, state, dynamic, static, forward_mode, vectorized, dense_mass)
+    state = place(state)
     dynamic = run_dynamic
     t_init = time.perf_counter() - start
 
@@ -355,6 +393,11 @@ def run_nuts(
     chunks: list[dict[str, np.ndarray]] = []
     done, n_div, ess_min, rhat_max, stopped_by = 0, 0, float("nan"), float("nan"), "num_samples"
     t_warm, t_gather = 0.0, 0.0
+    # NumPyro sets the mass matrix at the end of each middle window of its warm-up schedule; the
+    # windows that end at a chunk's end are pooled over the chains
+    pool_at = ({w.end + 1: w for w in build_adaptation_schedule(num_warmup)[1:-1]}
+               if pooled_mass and vectorized and num_warmup else {})
+    n_pooled = 0
     names = None if var_names is None else list(var_names)
     bar = tqdm(total=total, desc="NUTS warm-up" if num_warmup else "NUTS", disable=not progress,
                unit="it", leave=True)
@@ -369,6 +412,11 @@ def run_nuts(
             stats = jax.tree.map(lambda a: a[:, None], stats)
         chunks.append(stats)
         before, done = done, done + length
+        window = pool_at.get(done)
+        if window is not None:  # every chain takes the mass matrix of all chains' draws in the window
+            z = {k: np.concatenate([c["z"][k] for c in chunks])[window.start:window.end + 1] for k in chunks[0]["z"]}
+            state = _with_mass(state, *_pooled_mass(z, dense_mass), place=place)
+            n_pooled += 1
         if before < num_warmup <= done:
             t_warm = time.perf_counter() - t0
             bar.set_description("NUTS sampling")
@@ -429,6 +477,7 @@ def run_nuts(
         "n_devices": n_dev,
         "n_processes": n_proc,
         "gather_time_s": float(t_gather),
+        "pooled_mass_windows": n_pooled,
     })
     if var_names is None:
         var_names = sorted(z)
