@@ -414,8 +414,9 @@ def run_nuts(
         before, done = done, done + length
         window = pool_at.get(done)
         if window is not None:  # every chain takes the mass matrix of all chains' draws in the window
-            z = {k: np.concatenate([c["z"][k] for c in chunks])[window.start:window.end + 1] for k in chunks[0]["z"]}
-            state = _with_mass(state, *_pooled_mass(z, dense_mass), place=place)
+            in_window = {k: np.concatenate([c["z"][k] for c in chunks])[window.start:window.end + 1]
+                         for k in chunks[0]["z"]}
+            state = _with_mass(state, *_pooled_mass(in_window, dense_mass), place=place)
             n_pooled += 1
         if before < num_warmup <= done:
             t_warm = time.perf_counter() - t0

@@ -195,3 +195,19 @@ def test_invalid_parameters_under_jit_give_nan_not_numbers():
     s = jax.jit(lambda c: tov.solve_tov(E.sound_speed(c), jnp.array([100.0 * MEV])))(jnp.array([0.5, 1.5, 0.5, 0.5, 0.5]))
     assert not bool(s.valid[0])
     assert np.isnan(float(s.M[0]))
+
+
+def test_interpolating_cubic_is_exact_for_cubics():
+    """``at_mass``'s cubic through four points reproduces any cubic and its derivative (value and
+    slope, also between and outside the points), and jit and grad agree with the slope."""
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        coef = rng.normal(size=4)
+        xs = jnp.asarray(np.sort(rng.uniform(-2.0, 2.0, 4)))
+        ys = jnp.polyval(coef, xs)
+        for x in (-2.5, -0.3, 0.1, 1.7, 3.0):
+            val, der = jax.jit(tov._lagrange)(xs, ys, jnp.asarray(x))
+            np.testing.assert_allclose(val, np.polyval(coef, x), rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(der, np.polyval(np.polyder(coef), x), rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(jax.grad(lambda t: tov._lagrange(xs, ys, t)[0])(jnp.asarray(x)), der,
+                                       rtol=1e-9, atol=1e-9)
