@@ -15,10 +15,9 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pytest
-
-from bayesqcd.inference.cores import default_chains
 from numpyro.infer.hmc_util import welford_covariance
 
+from bayesqcd.inference.cores import default_chains
 from bayesqcd.inference.nuts import _pooled_mass, chain_layout, run_nuts
 from bayesqcd.inference.results import (DiagnosticsWarning, check_diagnostics, diagnostics, from_draws,
                                         idata_from_samples)
@@ -95,15 +94,16 @@ def test_nuts_stops_at_the_ess_target():
     np.testing.assert_allclose(resid.std(), SIGMA, rtol=0.05)
 
 
+def scales():
+    """Three independent normals with sds 0.01 and 10 (twice): a mass matrix matters."""
+    numpyro.sample("a", dist.Normal(0.0, 0.01))
+    numpyro.sample("b", dist.Normal(3.0, 10.0).expand([2]).to_event(1))
+
+
 def test_curvature_mass_matrix_speeds_up_warm_up():
     """Scales 0.01 and 10 apart: starting the warm-up from the potential's curvature
     (``init_mass="hessian"``) needs far fewer gradients than from the identity, and both give
     the exact posterior sds."""
-
-    def scales():
-        numpyro.sample("a", dist.Normal(0.0, 0.01))
-        numpyro.sample("b", dist.Normal(3.0, 10.0).expand([2]).to_event(1))
-
     runs = {m: run_nuts(scales, key=jax.random.key(0), num_warmup=200, num_samples=500, num_chains=2,
                         init_mass=m, progress=False, check=False) for m in ("identity", "hessian")}
     for idata in runs.values():
@@ -140,11 +140,6 @@ def test_pooled_warm_up_samples_the_posterior():
     """With the mass matrix pooled over chains (``pooled_mass=True``), NUTS still gives the exact posterior
     sds; the warm-up of 150 iterations has one mass-matrix window (iterations 75-99), pooled at
     the end of the fourth chunk of 25."""
-
-    def scales():
-        numpyro.sample("a", dist.Normal(0.0, 0.01))
-        numpyro.sample("b", dist.Normal(3.0, 10.0).expand([2]).to_event(1))
-
     idata = run_nuts(scales, key=jax.random.key(1), num_warmup=150, num_samples=400, num_chains=2,
                      init_mass="hessian", pooled_mass=True, progress=False, check=False)
     assert idata.posterior.attrs["pooled_mass_windows"] == 1
