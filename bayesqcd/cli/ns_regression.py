@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="regression: re-observations of the data per ensemble member (default 100)")
     p.add_argument("--npe-steps", type=int, default=8000,
                    help="npe: training steps, early stopping on the validation set (default 8000)")
+    p.add_argument("--npe-knots", type=int, default=8,
+                   help="npe: inner knots of the flow's splines; 0: affine coupling layers, several times "
+                        "faster to compile (default 8)")
     p.add_argument("--draws", type=int, default=1000, help="npe: posterior draws for the data (default 1000)")
     p.add_argument("--calibration-draws", type=int, default=200,
                    help="draws per held-out simulation for the calibration (default 200)")
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``bayesqcd ns-regression``."""
     require_at_least(args, 1, "segments", "n_train", "n_val", "held_out", "copies", "members", "width", "depth",
                      "steps", "input_draws", "npe_steps", "draws")
+    require_at_least(args, 0, "npe_knots")
     require_at_least(args, 2, "calibration_draws")
     main = start_distributed(args)
     out = results_dir(args) if main else None  # only process 0 checks and writes --out (and checkpoints)
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         data=data_spec(args), method=args.method, seed=args.seed, segments=args.segments, n_train=args.n_train,
         n_val=args.n_val, held_out=args.held_out, copies=args.copies, members=args.members, width=args.width,
         depth=args.depth, steps=args.steps, input_draws=args.input_draws, npe_steps=args.npe_steps,
-        draws=args.draws, calibration_draws=args.calibration_draws,
+        npe_knots=args.npe_knots, draws=args.draws, calibration_draws=args.calibration_draws,
         checkpoint_dir=args.checkpoint_dir if main else None)
     result = ns_regression.run(config, out, progress=not args.no_progress, settings=settings_of(args))
     if not main:

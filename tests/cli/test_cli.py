@@ -33,3 +33,9 @@ def test_out_is_checked_before_any_work(tmp_path, capsys):
     code = cli.main(["ns-eos", "--out", str(tmp_path), "--chains", "1", "--samples", "1", "--warmup", "0"])
     assert code == 2 and "did not write" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["thesis.tex"]
+
+
+def test_bad_npe_knots_are_refused_before_any_work(tmp_path, capsys):
+    code = cli.main(["ns-regression", "--method", "npe", "--npe-knots", "-1", "--out", str(tmp_path / "r")])
+    assert code == 2 and "--npe-knots = -1 is outside the valid range [0, inf)" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

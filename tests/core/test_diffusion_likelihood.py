@@ -137,9 +137,10 @@ def test_closed_form_variance_matches_h_process_samples(eps):
 
 
 @pytest.mark.parametrize("method,eps", [("adjoint", 0.1), ("adjoint", -0.2), ("fd", 0.1),
-                                        ("autodiff", 0.1)])
+                                        pytest.param("autodiff", 0.1, marks=pytest.mark.slow)])
 def test_wkb_coefficient_is_h_derivative_of_closed_form(method, eps):
-    """One case per nested method: their compilation is slow."""
+    """One case per nested method: their compilation is slow (autodiff through both solves,
+    ~70 s on 2 loaded cores, runs with the slow tests)."""
     score = MixtureScore(DATA1, SDE1, eps)
     xs = jnp.array([[0.0], [0.7], [-1.9]])
     bs = 1 if method == "adjoint" else None  # a compiled loop over points, or vmap

@@ -15,10 +15,11 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pytest
-from numpyro.infer.hmc_util import welford_covariance
+from numpyro.infer.hmc import HMCState
+from numpyro.infer.hmc_util import HMCAdaptState, dual_averaging, welford_covariance
 
 from bayesqcd.inference.cores import default_chains
-from bayesqcd.inference.nuts import _pooled_mass, chain_layout, run_nuts
+from bayesqcd.inference.nuts import _pooled_mass, _pooled_step_size, chain_layout, run_nuts
 from bayesqcd.inference.results import (DiagnosticsWarning, check_diagnostics, diagnostics, from_draws,
                                         idata_from_samples)
 from bayesqcd.inference.svi import run_svi
@@ -107,7 +108,8 @@ def test_curvature_mass_matrix_speeds_up_warm_up():
     runs = {m: run_nuts(scales, key=jax.random.key(0), num_warmup=200, num_samples=500, num_chains=2,
                         init_mass=m, progress=False, check=False) for m in ("identity", "hessian")}
     for idata in runs.values():
-        assert idata.posterior.attrs["pooled_mass_windows"] == 0  # pooling is off by default
+        # pooling is off by default
+        assert idata.posterior.attrs["pooled_mass_windows"] == idata.posterior.attrs["pooled_step_size_chunks"] == 0
         np.testing.assert_allclose(idata.posterior["a"].values.std(), 0.01, rtol=0.1)
         np.testing.assert_allclose(idata.posterior["b"].values.std(), 10.0, rtol=0.1)
     grads = {m: r.posterior.attrs["gradient_evaluations"] for m, r in runs.items()}
@@ -136,13 +138,41 @@ def test_pooled_mass_matrix_is_numpyros_estimate_over_all_chains(dense):
     np.testing.assert_allclose(diag, 180 / 185 * flat.var(axis=0, ddof=1) + 1e-3 * 5 / 185, rtol=1e-9)
 
 
+def test_pooled_step_size_is_dual_averaging_on_the_mean_acceptance():
+    """Dual averaging is affine in its state and its input: chains that start from the mean of
+    their states and adapt on their own acceptance end, on average, where dual averaging on the
+    mean acceptance ends; ``_pooled_step_size`` sets every chain to that mean, and the step size
+    to the geometric mean of the chains'."""
+    init, update = dual_averaging()
+    rng = np.random.default_rng(0)
+    g = rng.uniform(-0.8, 0.2, (2, 30))  # target - acceptance, per chain and iteration
+    start = [init(np.log(10 * s)) for s in (0.05, 0.4)]
+    adapt = HMCAdaptState(*[None] * len(HMCAdaptState._fields))._replace(
+        step_size=np.array([0.05, 0.4]), ss_state=tuple(np.stack(f) for f in zip(*start)))
+    state = HMCState(*[None] * len(HMCState._fields))._replace(adapt_state=adapt)
+    pooled = _pooled_step_size(state).adapt_state
+    np.testing.assert_allclose(pooled.step_size, [np.sqrt(0.05 * 0.4)] * 2, rtol=1e-12)
+    shared = tuple(jnp.asarray(f[0]) for f in pooled.ss_state)
+    own = [shared, shared]
+    for t in range(30):
+        own = [update(g[c, t], own[c]) for c in range(2)]
+        shared = update(g[:, t].mean(), shared)
+    for f, (a, b) in zip(shared, zip(*own)):
+        np.testing.assert_allclose((np.asarray(a) + np.asarray(b)) / 2, f, rtol=1e-12, atol=1e-14)
+
+
 def test_pooled_warm_up_samples_the_posterior():
-    """With the mass matrix pooled over chains (``pooled_mass=True``), NUTS still gives the exact posterior
-    sds; the warm-up of 150 iterations has one mass-matrix window (iterations 75-99), pooled at
-    the end of the fourth chunk of 25."""
+    """With the mass matrix and the step size pooled over chains (``pooled_mass=True``,
+    ``pooled_step_size=True``), NUTS still gives the exact posterior sds. The warm-up of 150
+    iterations has one mass-matrix window (iterations 75-99), pooled at the end of the fourth
+    chunk of 25, and a last window (100-149) pooled at its start (where every chain restarts
+    its step size) and at the end of its two chunks: the chains then sample with one step size."""
     idata = run_nuts(scales, key=jax.random.key(1), num_warmup=150, num_samples=400, num_chains=2,
-                     init_mass="hessian", pooled_mass=True, progress=False, check=False)
-    assert idata.posterior.attrs["pooled_mass_windows"] == 1
+                     init_mass="hessian", pooled_mass=True, pooled_step_size=True, progress=False, check=False)
+    attrs = idata.posterior.attrs
+    assert attrs["pooled_mass_windows"] == 1 and attrs["pooled_step_size_chunks"] == 3
+    step = idata.sample_stats["step_size"].values
+    assert np.all(step == step[0, 0]), step[:, 0]
     np.testing.assert_allclose(idata.posterior["a"].values.std(), 0.01, rtol=0.1)
     np.testing.assert_allclose(idata.posterior["b"].values.std(), 10.0, rtol=0.1)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import jax
 
+from bayesqcd.inference.amortized import Coupling
 from bayesqcd.inference.regression import MLPRegressor
 from bayesqcd.precision import x64_scope
 from bayesqcd.report import ResultsDir, plot_calibration, results_dir
@@ -67,6 +68,9 @@ class Config:
         members, width, depth, steps: the MLP ensemble.
         input_draws: re-observations of the data per ensemble member.
         npe_steps: training steps of the NPE (early stopping on the validation set).
+        npe_knots: inner knots of the NPE flow's rational-quadratic splines (0: affine coupling
+            layers, which compile several times faster: 17 s against 108 s for 8 knots, for
+            the training program on 2 loaded CPU cores).
         draws: NPE posterior draws for the data.
         calibration_draws: draws per held-out simulation for the calibration.
         checkpoint_dir: network checkpoints (default: ``OUT.ckpt`` beside the results folder).
@@ -86,6 +90,7 @@ class Config:
     steps: int = 4000
     input_draws: int = 100
     npe_steps: int = 8000
+    npe_knots: int = 8
     draws: int = 1000
     calibration_draws: int = 200
     checkpoint_dir: str | None = None
@@ -97,6 +102,8 @@ class Config:
                      "input_draws", "npe_steps", "draws"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)} is outside the valid range [1, inf)")
+        if self.npe_knots < 0:
+            raise ValueError(f"npe_knots = {self.npe_knots} is outside the valid range [0, inf)")
         if self.calibration_draws < 2:
             raise ValueError(f"calibration_draws = {self.calibration_draws} is outside the valid range [2, inf)")
 
@@ -151,8 +158,8 @@ def run(config: Config = Config(), out: str | os.PathLike[str] | ResultsDir | No
                              plot_validation(study, tmp / "validation.png"))
         result["study"] = study
     else:
-        npe = fit_eos_npe(sets, keys[2], steps=config.npe_steps, checkpoint=None if ckpt is None else ckpt / "npe.eqx",
-                          progress=progress)
+        npe = fit_eos_npe(sets, keys[2], steps=config.npe_steps, flow=Coupling(knots=config.npe_knots),
+                          checkpoint=None if ckpt is None else ckpt / "npe.eqx", progress=progress)
         idata = apply_npe(npe, x_obs, keys[0], config.draws)
         posterior, n_cal = npe_posterior(npe, keys[1], config.calibration_draws), config.calibration_draws
         history = {k: v for k, v in npe.history.items() if k not in ("step", "train_loss", "val_loss")}
