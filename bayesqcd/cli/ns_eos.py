@@ -68,6 +68,9 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
                    help="posterior (M, R) samples of a new source NAME (repeatable)")
     p.add_argument("--alternatives", action="store_true", help="also use the alternative analyses (use=0 rows)")
     p.add_argument("--n-obs", type=int, default=6, help="mock mass-radius sources (default 6)")
+    p.add_argument("--noise-free", action="store_true",
+                   help="mock observations at their true masses and radii, with the same errors "
+                   "(no scatter): shows the analysis' own offsets from the truth")
 
 
 def data_spec(args: argparse.Namespace):
@@ -85,7 +88,7 @@ def data_spec(args: argparse.Namespace):
 
     if args.n_obs < 1:
         raise ValueError(f"--n-obs = {args.n_obs} is outside the valid range [1, inf)")
-    return DataSpec(source=args.data, mock=args.mock, n_obs=args.n_obs,
+    return DataSpec(source=args.data, mock=args.mock, n_obs=args.n_obs, mock_scatter=not args.noise_free,
                     mr_samples=pairs("--mr-samples", args.mr_samples),
                     add_mr_samples=pairs("--add-mr-samples", args.add_mr_samples),
                     alternatives=args.alternatives)

@@ -365,18 +365,22 @@ def load_observations(path=None, include_alternatives: bool = False,
 # ----------------------------------------------------------------------------- mock data
 
 def mock_mr_observations(masses, radii, key_or_seed, sigma_M=0.1, sigma_R=0.7,
-                         names=None) -> ObservationSet:
+                         names=None, scatter: bool = True) -> ObservationSet:
     """Mock NICER-like summaries: true (M [M_sun], R [km]) scattered by Gaussian noise.
 
     Each observed value is ``M_obs = M_true + sigma_M * e1``, ``R_obs = R_true + sigma_R * e2``
     (``e ~ N(0, 1)``); the source is reported as ``M_obs +- sigma_M``, ``R_obs +- sigma_R`` (68%,
     symmetric). Defaults are of NICER size (published: ~0.04-0.15 M_sun, ~0.3-1.3 km).
+    With ``scatter=False`` every source is reported at its true values (``e = 0``) with the
+    same errors: noise-free data, whose posterior shows the analysis' own offsets.
 
     Args:
         masses, radii: true values, shape ``(n,)``.
         key_or_seed: an int seed (numpy) or a ``jax.random`` key.
         sigma_M, sigma_R: noise scales (scalars or shape ``(n,)``; ``> 0``).
         names: source names (default ``mock-0``, ``mock-1``, ...).
+        scatter: draw the observed values around the true ones (default) or report the
+            true ones.
     """
     m = np.atleast_1d(np.asarray(masses, dtype=float))
     r = np.atleast_1d(np.asarray(radii, dtype=float))
@@ -399,6 +403,8 @@ def mock_mr_observations(masses, radii, key_or_seed, sigma_M=0.1, sigma_R=0.7,
     else:
         import jax
         e = np.asarray(jax.random.normal(key_or_seed, (2, m.size)), dtype=float)
+    if not scatter:
+        e = np.zeros_like(e)
     mo, ro = m + sm * e[0], r + sr * e[1]
     p = 0.5
     srcs = []

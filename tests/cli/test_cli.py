@@ -35,6 +35,12 @@ def test_out_is_checked_before_any_work(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["thesis.tex"]
 
 
+def test_noise_free_needs_mock_data(tmp_path, capsys):
+    code = cli.main(["ns-eos", "--noise-free", "--out", str(tmp_path / "r")])
+    assert code == 2 and "(--noise-free) applies to mock data (--mock) only" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_bad_npe_knots_are_refused_before_any_work(tmp_path, capsys):
     code = cli.main(["ns-regression", "--method", "npe", "--npe-knots", "-1", "--out", str(tmp_path / "r")])
     assert code == 2 and "--npe-knots = -1 is outside the valid range [0, inf)" in capsys.readouterr().err

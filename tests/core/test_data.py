@@ -233,6 +233,8 @@ def test_mock_observations_scatter_and_determinism():
     assert k.names == ("a", "b") and mr_likelihood(k).log_prob(jnp.ones(3), jnp.ones(3)).shape == (2, 3)
     with pytest.raises(ValueError, match="sigma_R"):
         mock_mr_observations([1.4], [12.0], 0, sigma_R=0.0)
+    exact = mock_mr_observations([1.4, 2.0], [12.0, 11.5], 3, sigma_M=0.1, sigma_R=0.7, scatter=False)
+    assert [(s.M.loc, s.R.loc, s.M.scale_lo, s.R.scale_hi) for s in exact.mr] == [(1.4, 12.0, 0.1, 0.7), (2.0, 11.5, 0.1, 0.7)]
 
 
 # --------------------------------------------------------------------------- malformed tables

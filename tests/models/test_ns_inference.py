@@ -196,6 +196,15 @@ def test_mock_sly_is_recovered_by_nuts(tmp_path):
         assert s["headline"][name]["truth_in_ci90"], s["headline"][name]
     assert s["headline"]["R_1.4"]["truth"] == pytest.approx(11.706, abs=0.01)
     assert s["diagnostics"]["n_chains"] == 1 and s["diagnostics"]["n_draws"] == 100
+    # --noise-free: each source at its true radius, the radio mass at its true value
+    from bayesqcd.studies.neutron_star import mock_observations
+
+    free, truth = mock_observations("SLy", 6, 1, scatter=False)
+    curve_m, curve_r = truth["curves"]["M"], truth["curves"]["R"]
+    order = np.argsort(curve_m)
+    for src in free.mr:
+        assert src.R.loc == pytest.approx(np.interp(src.M.loc, curve_m[order], curve_r[order]), abs=0.01)
+    assert free.radio[0].mean == pytest.approx(min(2.0, truth["M_TOV"] - 0.05), abs=1e-12)
 
 
 def test_sample_file_source_matches_its_summary(tmp_path, real):

@@ -34,6 +34,8 @@ class DataSpec:
         mock: instead of ``source``: mock observations from this named EoS (SLy, APR4,
             MPA1, H4, WFF1), see :func:`mock_observations`.
         n_obs: mock mass-radius sources.
+        mock_scatter: scatter the mock observations around the truth (default); ``False``:
+            noise-free mock data (:func:`mock_observations`).
         mr_samples: ``(name, file)`` pairs: posterior (M, R) samples replacing the summary
             of source ``name`` (which must be a source of the data).
         add_mr_samples: ``(name, file)`` pairs: posterior (M, R) samples of new sources.
@@ -43,11 +45,14 @@ class DataSpec:
     source: str = "real"
     mock: str | None = None
     n_obs: int = 6
+    mock_scatter: bool = True
     mr_samples: tuple[tuple[str, str], ...] = ()
     add_mr_samples: tuple[tuple[str, str], ...] = ()
     alternatives: bool = False
 
     def __post_init__(self) -> None:
+        if not self.mock_scatter and self.mock is None:
+            raise ValueError("mock_scatter=False (--noise-free) applies to mock data (--mock) only")
         if self.mock is not None:
             if self.mock not in E.NAMED:
                 raise ValueError(f"mock = {self.mock!r}: choose one of {sorted(E.NAMED)}")
@@ -59,12 +64,14 @@ class DataSpec:
 
 
 def mock_observations(eos_name: str, n_obs: int, seed: int, sigma_M: float = 0.1,
-                      sigma_R: float = 0.5) -> tuple[ObservationSet, dict[str, Any]]:
+                      sigma_R: float = 0.5, scatter: bool = True) -> tuple[ObservationSet, dict[str, Any]]:
     """Mock data from a named EoS: ``n_obs`` NICER-like (M, R) sources and one radio mass.
 
     Masses are uniform in [1.1, min(2.0, M_TOV - 0.05)] M_sun; each (M, R) is scattered
     by N(0, sigma_M) and N(0, sigma_R) and reported with those errors (68%). The radio
-    pulsar has true mass min(2.0, M_TOV - 0.05) measured with sigma 0.04 M_sun.
+    pulsar has true mass min(2.0, M_TOV - 0.05) measured with sigma 0.04 M_sun. With
+    ``scatter=False`` every observation sits at its true value (same masses, same errors):
+    noise-free data, whose posterior shows the analysis' own offsets from the truth.
     Needs float64 (:func:`bayesqcd.enable_x64`).
 
     Returns:
@@ -82,8 +89,8 @@ def mock_observations(eos_name: str, n_obs: int, seed: int, sigma_M: float = 0.1
     m_hi = min(2.0, m_tov - 0.05)
     masses = rng.uniform(1.1, m_hi, n_obs)
     radii = np.array([float(curve.at_mass(m, "R")) for m in masses])
-    obs = mock_mr_observations(masses, radii, seed, sigma_M=sigma_M, sigma_R=sigma_R)
-    radio = RadioMass("mock radio pulsar", float(m_hi + 0.04 * rng.standard_normal()), 0.04,
+    obs = mock_mr_observations(masses, radii, seed, sigma_M=sigma_M, sigma_R=sigma_R, scatter=scatter)
+    radio = RadioMass("mock radio pulsar", float(m_hi + (0.04 * rng.standard_normal() if scatter else 0.0)), 0.04,
                       f"mock: true M={m_hi:.4f} M_sun")
     p_of_eps, cs2_of_n = (np.asarray(x) for x in eos_curves(table))
     stable = np.asarray(curve.stable)
@@ -104,7 +111,7 @@ def load_data(spec: DataSpec, seed: int = 0) -> tuple[ObservationSet, dict[str, 
     """
     truth = None
     if spec.mock:
-        obs, truth = mock_observations(spec.mock, spec.n_obs, seed)
+        obs, truth = mock_observations(spec.mock, spec.n_obs, seed, scatter=spec.mock_scatter)
     else:
         path = None if spec.source == "real" else spec.source
         obs = load_observations(path, include_alternatives=spec.alternatives)
