@@ -429,13 +429,12 @@ def run_nuts(
     t_warm, t_gather = 0.0, 0.0
     # NumPyro sets the mass matrix at the end of each middle window of its warm-up schedule; the
     # windows that end at a chunk's end are pooled over the chains
-    pool_at = ({w.end + 1: w for w in build_adaptation_schedule(num_warmup)[1:-1]}
-               if pooled_mass and vectorized and num_warmup else {})
+    schedule = build_adaptation_schedule(num_warmup) if num_warmup else []
+    pool_at = {w.end + 1: w for w in schedule[1:-1]} if pooled_mass and vectorized else {}
     n_pooled = 0
     # the step size is pooled at the chunk ends in the warm-up's last window (its start included)
-    pool_step_at = ({d for d in range(length, num_warmup + 1, length)
-                     if d >= build_adaptation_schedule(num_warmup)[-1].start}
-                    if pooled_step_size and vectorized and num_warmup and num_warmup % length == 0 else set())
+    pool_step_at = ({d for d in range(length, num_warmup + 1, length) if d >= schedule[-1].start}
+                    if pooled_step_size and vectorized and schedule and num_warmup % length == 0 else set())
     n_step_pooled = 0
     names = None if var_names is None else list(var_names)
     bar = tqdm(total=total, desc="NUTS warm-up" if num_warmup else "NUTS", disable=not progress,

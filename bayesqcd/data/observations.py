@@ -398,13 +398,13 @@ def mock_mr_observations(masses, radii, key_or_seed, sigma_M=0.1, sigma_R=0.7,
     names = [f"mock-{i}" for i in range(m.size)] if names is None else [str(n) for n in names]
     if len(names) != m.size or len(set(names)) != m.size:
         raise ValueError(f"names must be {m.size} distinct strings, got {names}")
-    if isinstance(key_or_seed, (int, np.integer)):
+    if not scatter:
+        e = np.zeros((2, m.size))
+    elif isinstance(key_or_seed, (int, np.integer)):
         e = np.random.default_rng(int(key_or_seed)).standard_normal((2, m.size))
     else:
         import jax
         e = np.asarray(jax.random.normal(key_or_seed, (2, m.size)), dtype=float)
-    if not scatter:
-        e = np.zeros_like(e)
     mo, ro = m + sm * e[0], r + sr * e[1]
     p = 0.5
     srcs = []

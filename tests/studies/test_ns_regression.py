@@ -327,8 +327,8 @@ def test_a_regressor_under_covers_its_own_held_out_simulations(eos_sets):
 @pytest.mark.expensive(90)
 def test_npe_pipeline_writes_a_comparable_calibrated_result(tmp_path):
     """`ns-regression --method npe` end to end with tiny settings (360 simulations, 300
-    steps, affine coupling layers, which compile several times faster than splines): the results folder has the posterior's variables, calibration and figures, and
-    `compare` takes it; on held-out simulations the barely trained posterior is already near
+    steps, affine coupling layers, which compile several times faster than splines): the
+    results folder has the posterior's variables, calibration and figures, and `compare` takes it; on held-out simulations the barely trained posterior is already near
     calibrated (coverage of its 68% and 95% intervals), has learnt the lowest segment, and
     covers the true R_1.4."""
     from bayesqcd.studies import ns_regression
