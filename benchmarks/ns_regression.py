@@ -58,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     train_sims, val_sims = sims.split(sims.n - 500)
     train, val = EoSSet.of(train_sims), EoSSet.of(val_sims)
     cs2 = jax.random.uniform(jax.random.key(2), (args.sequential, 5))
-    derived_batch(cs2[:1])  # compile the one-EoS shape (the curve and the derived quantities)
+    derived_batch(cs2[:1], batch_size=1)  # compile the one-EoS shape (the curve and the derived quantities)
     start = time.perf_counter()
     for i in range(args.sequential):
-        derived_batch(cs2[i:i + 1])
+        derived_batch(cs2[i:i + 1], batch_size=1)
     seq_rate = args.sequential / (time.perf_counter() - start)
     print(f"\ntraining set: {gen.n_kept} of {gen.n_drawn} EoS kept ({gen.n_dropped} dropped), "
           f"{gen.eos_per_second:.0f} EoS/s batched by simulate ({gen.wall_time_s:.1f} s, compilation included), "

@@ -54,6 +54,7 @@ def _sites(data, cs2, config=tov.INFERENCE):
 
 
 @pytest.mark.expensive(30)
+@pytest.mark.xdist_group("ns_model_sites")
 def test_likelihood_equals_direct_quadrature(real):
     """The model's log-likelihood equals an independent dense quadrature over each star's mass."""
     obs, data = real
@@ -83,6 +84,7 @@ def test_likelihood_equals_direct_quadrature(real):
     assert float(precise["log_lik"]) == pytest.approx(total, abs=0.05)
 
 
+@pytest.mark.xdist_group("ns_model_sites")
 def test_deterministic_grids_are_physical(real):
     tr = _sites(real[1], CS2)
     p = np.asarray(tr["p_of_eps"])
@@ -97,8 +99,12 @@ def test_deterministic_grids_are_physical(real):
 
 
 @pytest.mark.expensive(40)
+@pytest.mark.xdist_group("ns_model_sites")
 def test_gradient_matches_finite_differences(real):
-    """Forward-mode derivative of the log density (what NUTS uses) against central differences."""
+    """Forward-mode derivative of the log density (what NUTS uses) against central differences
+    of the log-likelihood (the same function of c_s^2 inside the prior's unit box, where the
+    prior density is flat; `_sites` at these settings is the program the quadrature test
+    compiles)."""
     data = real[1]
 
     def logp(cs2):
@@ -106,9 +112,12 @@ def test_gradient_matches_finite_differences(real):
         return log_density(model, (data, SoundSpeedPrior()), {"config": PRECISE}, {})[0]
 
     g = jax.jit(jax.jacfwd(logp))(CS2)
-    f = jax.jit(logp)
     h = 1e-4
-    fd = np.array([(float(f(CS2.at[i].add(h))) - float(f(CS2.at[i].add(-h)))) / (2 * h) for i in range(5)])
+
+    def f(cs2):
+        return float(_sites(data, cs2, config=PRECISE)["log_lik"])
+
+    fd = np.array([(f(CS2.at[i].add(h)) - f(CS2.at[i].add(-h))) / (2 * h) for i in range(5)])
     # the large components (the segments the data constrain) to 2e-3 relative; the small ones to
     # 1e-3 of the gradient's norm (the finite differences are noisy at that level)
     np.testing.assert_allclose(np.asarray(g), fd, rtol=2e-3, atol=1e-3 * np.linalg.norm(fd))
@@ -139,6 +148,7 @@ def prior_idata(real):
     return from_draws({k: np.asarray(v)[None] for k, v in draws.items()}, attrs={"wall_time_s": 1.0})
 
 
+@pytest.mark.xdist_group("ns_prior_draws")
 def test_results_folder_contents(tmp_path, real, prior_idata):
     out = tmp_path / "res"
     ns_report.write_results(out, prior_idata, observations=real[0], settings={"engine": "prior"},
@@ -153,6 +163,7 @@ def test_results_folder_contents(tmp_path, real, prior_idata):
     assert len(summary["observations"]) >= 5
 
 
+@pytest.mark.xdist_group("ns_prior_draws")
 def test_interrupted_run_leaves_no_partial_folder(tmp_path, real, prior_idata, monkeypatch):
     from bayesqcd.report import MARKER, ResultsDir
 
@@ -207,6 +218,7 @@ def test_mock_sly_is_recovered_by_nuts(tmp_path):
     assert free.radio[0].mean == pytest.approx(min(2.0, truth["M_TOV"] - 0.05), abs=1e-12)
 
 
+@pytest.mark.xdist_group("ns_model_sites")
 def test_sample_file_source_matches_its_summary(tmp_path, real):
     """A source given as posterior samples (KDE) drawn from its own summary gives ~ the same likelihood."""
     from bayesqcd.cli import build_parser

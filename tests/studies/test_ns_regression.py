@@ -99,6 +99,8 @@ def test_bad_settings_are_refused():
 # ----------------------------------------------------------------------------- training sets
 
 
+@pytest.mark.expensive(80)  # with its module fixture
+@pytest.mark.xdist_group("ns_regression_eos_sets")
 def test_training_stars_lie_on_their_mass_radius_curves(eos_sets):
     """The stars of the training set against an independent solve at DEFAULT precision
     (rtol 1e-6, zoomed maximum): radii within the 20 m stated for the INFERENCE settings."""
@@ -142,6 +144,7 @@ def test_the_simulator_draws_sorted_noisy_stars_and_has_no_density():
         d.log_prob(x[0])
 
 
+@pytest.mark.xdist_group("ns_regression_eos_sets")
 def test_augmentation_copies_are_fixed_noisy_observations(eos_sets):
     om, train, *_ = eos_sets
     aug = AugmentedSet(train, jax.random.key(5), 4, om)
@@ -197,6 +200,7 @@ def test_observed_inputs_from_the_shipped_data():
 # ----------------------------------------------------------------------------- science
 
 
+@pytest.mark.xdist_group("ns_regression_eos_sets")
 def test_network_recovers_the_sound_speed_of_mock_eos(eos_sets):
     """Mock data from known EoS (held-out EoS of the prior, their true stars observed with
     small errors): every segment within 3x the validation RMS of that segment, and the
@@ -213,6 +217,7 @@ def test_network_recovers_the_sound_speed_of_mock_eos(eos_sets):
         assert np.all(np.abs(pred - np.asarray(val_set.cs2[j])) < 3 * rms), (j, pred, val_set.cs2[j], rms)
 
 
+@pytest.mark.xdist_group("ns_regression_eos_sets")
 def test_resume_after_interruption_gives_the_uninterrupted_result(tmp_path, monkeypatch, eos_sets):
     import bayesqcd.nn.training as training
 
@@ -270,6 +275,7 @@ def test_band_agreement_and_first_order_histogram_on_known_draws():
     assert far["R_of_M"]["overlap"] == 0.0 and far["R_1.4"]["median_difference"] == pytest.approx(-5.0)
 
 
+@pytest.mark.xdist_group("ns_regression_eos_sets")
 def test_apply_and_compare_write_complete_results(tmp_path, eos_sets):
     om, train, *_ = eos_sets
     fitted = PolynomialRegressor(1).fit(AugmentedSet(train, jax.random.key(3), 1, om))
@@ -310,6 +316,7 @@ def test_checkpoints_of_other_settings_are_not_resumed(tmp_path):
 # ----------------------------------------------------------------------------- NPE and calibration
 
 
+@pytest.mark.xdist_group("ns_regression_eos_sets")
 def test_a_regressor_under_covers_its_own_held_out_simulations(eos_sets):
     """The regression's spread (members x re-observations) is an estimator's response to
     noise, not a posterior width: over held-out simulations its 68% intervals of c_s^2 in the

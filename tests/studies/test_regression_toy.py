@@ -25,17 +25,21 @@ def result():
     return run(Config(**SETTINGS), progress=False)
 
 
+@pytest.mark.expensive(30)  # with its module fixture
+@pytest.mark.xdist_group("regression_toy_result")
 def test_both_runs_share_steps_and_evaluations(result):
     u, a = result["unaugmented"]["history"], result["augmented"]["history"]
     assert u["step"] == a["step"] == list(range(100, 4001, 100))
 
 
+@pytest.mark.xdist_group("regression_toy_result")
 def test_augmented_network_ends_with_lower_validation_loss(result):
     assert result["final_val_aug_over_unaug"] < 0.05
     # and the augmented end is better than the best the unaugmented run ever reached
     assert result["augmented"]["final_val_loss"] < result["unaugmented"]["min_val_loss"]
 
 
+@pytest.mark.xdist_group("regression_toy_result")
 def test_unaugmented_network_overfits_and_augmented_does_not(result):
     u, a = result["unaugmented"], result["augmented"]
     assert u["final_over_min"] > 1.2
@@ -44,6 +48,7 @@ def test_unaugmented_network_overfits_and_augmented_does_not(result):
     assert a["final_val_loss"] - a["min_val_loss"] < 0.1 * (u["final_val_loss"] - u["min_val_loss"])
 
 
+@pytest.mark.xdist_group("regression_toy_result")
 def test_training_losses_show_memorised_versus_averaged_noise(result):
     sigma2 = SETTINGS["sigma"] ** 2
     # the augmented targets scatter by sigma around f: the best possible training MSE is sigma^2
@@ -52,6 +57,7 @@ def test_training_losses_show_memorised_versus_averaged_noise(result):
     assert result["unaugmented"]["final_train_loss"] < 0.5 * sigma2
 
 
+@pytest.mark.xdist_group("regression_toy_result")
 def test_validation_loss_is_the_error_to_the_truth(result):
     for name in ("unaugmented", "augmented"):
         assert result[name]["final_val_loss"] == pytest.approx(result[name]["mse_truth"], rel=1e-6)
@@ -91,6 +97,7 @@ def test_target_has_its_two_peaks_where_documented():
     assert float(jnp.min(f[between])) < 0.01 * min(HEIGHTS)
 
 
+@pytest.mark.xdist_group("regression_toy_result")
 def test_plot_is_written(result, tmp_path):
     path = tmp_path / "toy.png"
     plot_toy(result, path)

@@ -372,13 +372,16 @@ def input_noise_draws(key: PRNGKeyArray, x: Float[Array, " F"], n_draws: int) ->
 
 
 def derived_batch(cs2: Float[Array, "B K"], config: SolverConfig = INFERENCE,
-                  batch_size: int = 512) -> dict[str, np.ndarray]:
+                  batch_size: int = 256) -> dict[str, np.ndarray]:
     """:func:`~bayesqcd.models.neutron_star.derived_quantities` for a batch of c_s^2 vectors.
 
+    The vectors are solved in blocks of ``batch_size`` (the last one padded), so that one
+    compilation (about 15 s on a CPU core) serves every number of vectors; a few vectors cost
+    a whole block of solves, far less than a compilation. Pass ``batch_size=1`` to time a
+    single EoS.
     Vectors outside [0, 1] give an invalid EoS and NaN quantities (nothing is clipped).
     """
-    cs2 = jnp.asarray(cs2)
-    return map_batches(_compiled_derived(config), cs2, min(batch_size, cs2.shape[0]))
+    return map_batches(_compiled_derived(config), jnp.asarray(cs2), int(batch_size))
 
 
 @functools.lru_cache(maxsize=4)
