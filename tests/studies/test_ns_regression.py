@@ -158,9 +158,14 @@ def test_augmentation_copies_are_fixed_noisy_observations(eos_sets):
     assert float(sr.min()) >= 0.05 and float(sr.max()) <= 0.2
     # copies of one EoS differ; noise is centred with the stated sigmas: pulls ~ N(0, 1)
     assert float(jnp.max(jnp.abs(x[0] - x[1]))) > 1e-3
-    true_sorted = jnp.sort(jnp.repeat(train.M, 4, axis=0), axis=1)
-    pulls = np.asarray((m_obs - true_sorted) / sm).ravel()
+    true_m = jnp.repeat(train.M, 4, axis=0)
+    order = jnp.argsort(true_m, axis=1)
+    pulls = np.asarray((m_obs - jnp.take_along_axis(true_m, order, axis=1)) / sm).ravel()
     assert abs(pulls.mean()) < 0.05 and 0.9 < pulls.std() < 1.1  # sorting barely reorders: tiny sigmas
+    # each radius goes with its star's mass
+    true_r = jnp.take_along_axis(jnp.repeat(train.R, 4, axis=0), order, axis=1)
+    r_pulls = np.asarray((r_obs - true_r) / sr).ravel()
+    assert abs(r_pulls.mean()) < 0.05 and 0.9 < r_pulls.std() < 1.1
 
 
 @pytest.mark.slow  # devices: chains over two devices stay in the default suite (tests/inference)
