@@ -380,7 +380,12 @@ def derived_batch(cs2: Float[Array, "B K"], config: SolverConfig = INFERENCE,
     a whole block of solves, far less than a compilation. Pass ``batch_size=1`` to time a
     single EoS.
     Vectors outside [0, 1] give an invalid EoS and NaN quantities (nothing is clipped).
+
+    Raises:
+        ValueError: for ``batch_size < 1``.
     """
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size = {batch_size} must be >= 1")
     return map_batches(_compiled_derived(config), jnp.asarray(cs2), int(batch_size))
 
 
